@@ -1,0 +1,3 @@
+module github.com/outpost-appliance/outpost
+
+go 1.26
