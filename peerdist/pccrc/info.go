@@ -189,3 +189,18 @@ func (ci *Info) validateSegment(i, hashSize int) error {
 	}
 	return nil
 }
+
+// ContentSize returns the size of the whole content when the information
+// shows it: in V1 only the last segment of a file may be shorter than
+// 32 MiB, so a short last segment ends the content. V2 segments vary in
+// size and tell nothing.
+func (ci *Info) ContentSize() (size uint64, known bool) {
+	if ci.Version != V1 || len(ci.Segments) == 0 {
+		return 0, false
+	}
+	last := ci.Segments[len(ci.Segments)-1]
+	if last.Size == SegmentSizeV1 {
+		return 0, false
+	}
+	return last.Offset + uint64(last.Size), true
+}

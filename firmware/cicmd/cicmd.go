@@ -1,0 +1,324 @@
+// Package cicmd implements `outpost ci`: the operator's tool for BranchCache
+// content information. It hashes a file as a BranchCache content server
+// would (IIS, a BITS server, `outpost origin`), shows a .ci file as JSON and
+// verifies a file against one, so an admin can check what a server sends
+// and what a cache should hold.
+package cicmd
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+
+	"github.com/outpost-appliance/outpost/peerdist/pccrc"
+)
+
+// Exit codes: verification failures are told apart from usage and I/O
+// errors so scripts can act on them.
+const (
+	ExitOK       = 0
+	ExitFailed   = 1 // the data does not match the content information
+	ExitUsage    = 2
+	ExitInternal = 3 // I/O or other errors
+)
+
+const usage = `usage: outpost ci <command> [arguments]
+
+Commands:
+  hash    produce content information for a file, as a BranchCache content server would
+          outpost ci hash --version 1|2 (--secret TEXT | --secret-hex HEX) [--hash sha256|sha384|sha512]
+                          [--range START:LEN] FILE -o FILE.ci
+  show    print content information as JSON
+          outpost ci show FILE.ci
+  verify  check a file against content information; exits 1 naming the first bad segment/block
+          outpost ci verify [--secret TEXT | --secret-hex HEX] FILE.ci FILE
+`
+
+// Run executes `outpost ci` with args (the words after "ci") and returns
+// the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ExitUsage
+	}
+	var err error
+	switch args[0] {
+	case "hash":
+		err = runHash(ctx, args[1:], stderr)
+	case "show":
+		err = runShow(args[1:], stdout, stderr)
+	case "verify":
+		err = runVerify(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+	var ue usageError
+	var ve *pccrc.VerifyError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "outpost ci: %v\n\n%s", err, usage)
+		return ExitUsage
+	case errors.As(err, &ve):
+		fmt.Fprintf(stderr, "outpost ci verify: FAILED: %v\n", err)
+		return ExitFailed
+	default:
+		fmt.Fprintf(stderr, "outpost ci: %v\n", err)
+		return ExitInternal
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments (`hash FILE -o OUT`), which package flag alone does not allow.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// secretFlags registers --secret and --secret-hex on fs.
+type secretFlags struct{ text, hexText string }
+
+func (s *secretFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.text, "secret", "", "server secret passphrase, encoded UTF-16LE as Windows does")
+	fs.StringVar(&s.hexText, "secret-hex", "", "server secret key as hex bytes")
+}
+
+// bytes returns the server secret key, or nil if neither flag was given.
+func (s *secretFlags) bytes() ([]byte, error) {
+	switch {
+	case s.text != "" && s.hexText != "":
+		return nil, usageError{"give --secret or --secret-hex, not both"}
+	case s.text != "":
+		return utf16LE(s.text), nil
+	case s.hexText != "":
+		key, err := hex.DecodeString(strings.TrimSpace(s.hexText))
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--secret-hex: %v", err)}
+		}
+		return key, nil
+	}
+	return nil, nil
+}
+
+// utf16LE encodes a passphrase as Windows does for `netsh branchcache set
+// key` (UTF-16LE, no terminating NUL; protocols.md §2.2).
+func utf16LE(s string) []byte {
+	units := utf16.Encode([]rune(s))
+	out := make([]byte, 0, 2*len(units))
+	for _, u := range units {
+		out = append(out, byte(u), byte(u>>8))
+	}
+	return out
+}
+
+func runHash(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("outpost ci hash", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	version := fs.Int("version", 1, "content information version: 1 (Windows 7+) or 2 (Windows 8+)")
+	hashName := fs.String("hash", "sha256", "V1 hash algorithm: sha256, sha384 or sha512")
+	rangeText := fs.String("range", "", "describe only START:LEN bytes of the file, as for an HTTP Range request")
+	output := fs.String("o", "", "output file (- for standard output)")
+	var secret secretFlags
+	secret.register(fs)
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 {
+		return usageError{"hash takes exactly one FILE"}
+	}
+	if *output == "" {
+		return usageError{"hash needs -o FILE.ci (or -o - for standard output)"}
+	}
+	key, err := secret.bytes()
+	if err != nil {
+		return err
+	}
+	if key == nil {
+		return usageError{"hash needs the server secret: --secret TEXT or --secret-hex HEX"}
+	}
+	var algo pccrc.HashAlgo
+	switch strings.ToLower(*hashName) {
+	case "sha256", "sha-256":
+		algo = pccrc.SHA256
+	case "sha384", "sha-384":
+		algo = pccrc.SHA384
+	case "sha512", "sha-512":
+		algo = pccrc.SHA512
+	default:
+		return usageError{fmt.Sprintf("--hash %q: want sha256, sha384 or sha512", *hashName)}
+	}
+	if *version == 2 && algo != pccrc.SHA256 {
+		return usageError{"--hash applies to version 1 only (version 2 always uses truncated SHA-512)"}
+	}
+
+	f, err := os.Open(files[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var ci *pccrc.Info
+	switch *version {
+	case 1:
+		ci, err = pccrc.GenerateV1(ctx, f, algo, key)
+	case 2:
+		ci, err = pccrc.GenerateV2(ctx, f, key)
+	default:
+		return usageError{fmt.Sprintf("--version %d: want 1 or 2", *version)}
+	}
+	if err != nil {
+		return fmt.Errorf("hash %s: %w", files[0], err)
+	}
+	if *rangeText != "" {
+		start, length, err := parseRange(*rangeText)
+		if err != nil {
+			return err
+		}
+		if ci, err = ci.Restrict(start, length); err != nil {
+			return err
+		}
+	}
+	raw, err := ci.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := writeOutput(*output, raw); err != nil {
+		return err
+	}
+	start, end := ci.Range()
+	fmt.Fprintf(stderr, "%s: content information V%d (%s), %d segment(s), range [%d, %d), %d bytes\n",
+		*output, ci.Version, ci.Algo, len(ci.Segments), start, end, len(raw))
+	return nil
+}
+
+func parseRange(s string) (start, length uint64, err error) {
+	a, b, ok := strings.Cut(s, ":")
+	if ok {
+		start, err = strconv.ParseUint(a, 10, 64)
+		if err == nil {
+			length, err = strconv.ParseUint(b, 10, 64)
+		}
+	}
+	if !ok || err != nil || length == 0 {
+		return 0, 0, usageError{fmt.Sprintf("--range %q: want START:LEN in bytes, LEN > 0", s)}
+	}
+	return start, length, nil
+}
+
+// writeOutput writes data to path atomically (temporary file, then rename)
+// so an interrupted run never leaves a truncated .ci behind.
+func writeOutput(path string, data []byte) error {
+	if path == "-" {
+		_, err := os.Stdout.Write(data)
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func readInfo(path string) (*pccrc.Info, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	ci, err := pccrc.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ci, nil
+}
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("outpost ci verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var secret secretFlags
+	secret.register(fs)
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 2 {
+		return usageError{"verify takes FILE.ci and FILE"}
+	}
+	key, err := secret.bytes()
+	if err != nil {
+		return err
+	}
+	ci, err := readInfo(files[0])
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(files[1])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := ci.Verify(ctx, f); err != nil {
+		return err
+	}
+	if size, known := ci.ContentSize(); known {
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if uint64(st.Size()) != size {
+			last := len(ci.Segments) - 1
+			return &pccrc.VerifyError{Segment: last, Block: -1, Offset: ci.Segments[last].Offset,
+				Reason: fmt.Sprintf("the content information describes %d bytes of content, the file has %d", size, st.Size())}
+		}
+	}
+	checked := "hashes"
+	if key != nil {
+		if err := ci.CheckSecrets(key); err != nil {
+			return err
+		}
+		checked = "hashes and segment secrets"
+	}
+	start, end := ci.Range()
+	fmt.Fprintf(stdout, "OK: %s matches %s (%s of %d segment(s), range [%d, %d))\n", files[1], files[0], checked, len(ci.Segments), start, end)
+	return nil
+}

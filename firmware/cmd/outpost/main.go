@@ -1,0 +1,73 @@
+// Command outpost is the Outpost appliance program: the branch-office
+// BranchCache hosted cache and subnet leader, and the operator's tools.
+// One binary serves every role through subcommands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/outpost-appliance/outpost/firmware/cicmd"
+)
+
+const usage = `usage: outpost <command> [arguments]
+
+Commands:
+  ci       content information tools: hash a file, show or verify a .ci file
+  version  print the version
+
+Run 'outpost <command> help' for a command's arguments.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "ci":
+		return cicmd.Run(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "outpost", version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "outpost: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// buildVersion is set by the Makefile (-ldflags -X) to `git describe`.
+var buildVersion string
+
+// version reports the version stamped by the Makefile, else what the Go
+// build recorded.
+func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v
+}
