@@ -6,7 +6,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/vectors"
+	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
 // Each test here settles one row of protocols.md §9 ("spec errors") the way

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/outpost-appliance/outpost/peerdist/internal/allocs"
-	"github.com/outpost-appliance/outpost/peerdist/internal/vectors"
+	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
 // contentInfoVectors lists every content information file in the shared

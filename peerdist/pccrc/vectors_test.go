@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/vectors"
+	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
 // iisExpected mirrors peerdist-vectors/ipxe/iis85_expected.json.
@@ -74,6 +74,10 @@ func TestIISContentInfoV1(t *testing.T) {
 		t.Errorf("range [%d, %d), want %v", start, end, exp.V1.Range)
 	}
 	secret := vectors.Hex(t, exp.ServerSecretKey)
+	if !bytes.Equal(secret, vectors.Read(t, "peerdist-vectors", "ipxe", "server_secret_key.bin")) ||
+		!bytes.Equal(secret, vectors.HexFile(t, "peerdist-vectors", "ipxe", "server_secret_key.hex")) {
+		t.Fatal("server_secret_key.bin/.hex differ from iis85_expected.json")
+	}
 	if got := hexOf(SHA256.ServerKey(secret)); got != exp.V1.KsHex {
 		t.Errorf("Ks = %s, want %s", got, exp.V1.KsHex)
 	}

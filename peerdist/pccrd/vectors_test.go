@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/vectors"
+	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
 // Expected decodes come from the README of peerdist-vectors (§2 spec, §3

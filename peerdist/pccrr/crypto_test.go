@@ -6,7 +6,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/vectors"
+	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
 type keyDerivationCheck struct {

@@ -3,7 +3,7 @@ package pccrr
 import (
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/vectors"
+	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
 // known holds the values the vector READMEs describe, read from the

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/vectors"
+	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
 // goldenWant is what the vector READMEs say each pccrr_* message contains.

@@ -3,7 +3,7 @@ package pchc
 import (
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/vectors"
+	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
 func TestSMBContentTagMatchesSpecVector(t *testing.T) {

@@ -1,5 +1,5 @@
-// Package vectors locates the shared test vectors (../shared beside the
-// repository) for the peerdist tests. The vectors are read in place and
+// Package vectors is test support: it locates and reads the shared test
+// vectors (../shared beside the repository) for any package's tests. The vectors are read in place and
 // never copied into the repository: part of the data comes from other
 // projects.
 //
