@@ -1,6 +1,10 @@
 package pchc
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/outpost-appliance/outpost/peerdist/pccrc"
+)
 
 // ContentTagSize is the fixed size of the ContentTag in SEGMENT_INFO.
 const ContentTagSize = 16
@@ -70,4 +74,20 @@ func (m SegmentInfo) Marshal() ([]byte, error) {
 
 func (m SegmentInfo) size() int {
 	return prefixSize + ContentTagSize + len(m.SegmentInformation)
+}
+
+// ContentInfo parses the embedded content information. It is a separate
+// step because the hosted cache must answer OK to a SEGMENT_INFO whatever
+// it carries (protocols.md §4.3) and only then decide whether it can use
+// it. The MS test suite writes dwReadBytesInLastSegment wrongly (§9 row 18);
+// pccrc reads that field as the range, which the cache does not use.
+func (m SegmentInfo) ContentInfo() (*pccrc.Info, error) {
+	ci, err := pccrc.Parse(m.SegmentInformation)
+	if err != nil {
+		return nil, fmt.Errorf("pchc: segment info: %w: %w", ErrMalformed, err)
+	}
+	if ci.Version != pccrc.V1 {
+		return nil, fmt.Errorf("pchc: segment info carries content information V%d, want V1: %w", ci.Version, ErrMalformed)
+	}
+	return ci, nil
 }
