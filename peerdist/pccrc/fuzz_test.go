@@ -6,7 +6,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/allocs"
+	"github.com/outpost-appliance/outpost/peerdist/allocs"
 	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/allocs"
+	"github.com/outpost-appliance/outpost/peerdist/allocs"
 )
 
 // Adversarial datagrams near the UDP limit must cost memory in proportion

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/allocs"
+	"github.com/outpost-appliance/outpost/peerdist/allocs"
 )
 
 // TestParseSegmentAges follows the validation order of protocols.md §3.4:

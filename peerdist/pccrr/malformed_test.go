@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/allocs"
+	"github.com/outpost-appliance/outpost/peerdist/allocs"
 )
 
 // allocSlack is the fixed allowance in allocation checks: error values,

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/outpost-appliance/outpost/peerdist/internal/allocs"
+	"github.com/outpost-appliance/outpost/peerdist/allocs"
 )
 
 // Decoding allocates at most one SegmentDescriptor (72 bytes) per 44-byte
