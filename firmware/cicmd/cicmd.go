@@ -13,21 +13,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf16"
 
+	"github.com/outpost-appliance/outpost/firmware/cli"
 	"github.com/outpost-appliance/outpost/peerdist/pccrc"
-)
-
-// Exit codes: verification failures are told apart from usage and I/O
-// errors so scripts can act on them.
-const (
-	ExitOK       = 0
-	ExitFailed   = 1 // the data does not match the content information
-	ExitUsage    = 2
-	ExitInternal = 3 // I/O or other errors
 )
 
 const usage = `usage: outpost ci <command> [arguments]
@@ -47,7 +38,7 @@ Commands:
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return ExitUsage
+		return cli.ExitUsage
 	}
 	var err error
 	switch args[0] {
@@ -59,50 +50,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runVerify(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
-		return ExitOK
+		return cli.ExitOK
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q", args[0])}
+		err = cli.Usagef("unknown command %q", args[0])
 	}
-	var ue usageError
+	// A verification failure is the data's fault, not the tool's.
 	var ve *pccrc.VerifyError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.Is(err, flag.ErrHelp):
-		return ExitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "outpost ci: %v\n\n%s", err, usage)
-		return ExitUsage
-	case errors.As(err, &ve):
-		fmt.Fprintf(stderr, "outpost ci verify: FAILED: %v\n", err)
-		return ExitFailed
-	default:
-		fmt.Fprintf(stderr, "outpost ci: %v\n", err)
-		return ExitInternal
+	if errors.As(err, &ve) {
+		err = cli.FailedError{Err: err}
 	}
-}
-
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-// parseInterspersed parses flags that may come before or after positional
-// arguments (`hash FILE -o OUT`), which package flag alone does not allow.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+	return cli.ExitCode(err, "outpost ci", usage, stderr)
 }
 
 // secretFlags registers --secret and --secret-hex on fs.
@@ -117,13 +74,13 @@ func (s *secretFlags) register(fs *flag.FlagSet) {
 func (s *secretFlags) bytes() ([]byte, error) {
 	switch {
 	case s.text != "" && s.hexText != "":
-		return nil, usageError{"give --secret or --secret-hex, not both"}
+		return nil, cli.Usagef("give --secret or --secret-hex, not both")
 	case s.text != "":
 		return utf16LE(s.text), nil
 	case s.hexText != "":
 		key, err := hex.DecodeString(strings.TrimSpace(s.hexText))
 		if err != nil {
-			return nil, usageError{fmt.Sprintf("--secret-hex: %v", err)}
+			return nil, cli.Usagef("--secret-hex: %v", err)
 		}
 		return key, nil
 	}
@@ -150,22 +107,22 @@ func runHash(ctx context.Context, args []string, stderr io.Writer) error {
 	output := fs.String("o", "", "output file (- for standard output)")
 	var secret secretFlags
 	secret.register(fs)
-	files, err := parseInterspersed(fs, args)
+	files, err := cli.ParseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(files) != 1 {
-		return usageError{"hash takes exactly one FILE"}
+		return cli.Usagef("hash takes exactly one FILE")
 	}
 	if *output == "" {
-		return usageError{"hash needs -o FILE.ci (or -o - for standard output)"}
+		return cli.Usagef("hash needs -o FILE.ci (or -o - for standard output)")
 	}
 	key, err := secret.bytes()
 	if err != nil {
 		return err
 	}
 	if key == nil {
-		return usageError{"hash needs the server secret: --secret TEXT or --secret-hex HEX"}
+		return cli.Usagef("hash needs the server secret: --secret TEXT or --secret-hex HEX")
 	}
 	var algo pccrc.HashAlgo
 	switch strings.ToLower(*hashName) {
@@ -176,10 +133,10 @@ func runHash(ctx context.Context, args []string, stderr io.Writer) error {
 	case "sha512", "sha-512":
 		algo = pccrc.SHA512
 	default:
-		return usageError{fmt.Sprintf("--hash %q: want sha256, sha384 or sha512", *hashName)}
+		return cli.Usagef("--hash %q: want sha256, sha384 or sha512", *hashName)
 	}
 	if *version == 2 && algo != pccrc.SHA256 {
-		return usageError{"--hash applies to version 1 only (version 2 always uses truncated SHA-512)"}
+		return cli.Usagef("--hash applies to version 1 only (version 2 always uses truncated SHA-512)")
 	}
 
 	f, err := os.Open(files[0])
@@ -194,7 +151,7 @@ func runHash(ctx context.Context, args []string, stderr io.Writer) error {
 	case 2:
 		ci, err = pccrc.GenerateV2(ctx, f, key)
 	default:
-		return usageError{fmt.Sprintf("--version %d: want 1 or 2", *version)}
+		return cli.Usagef("--version %d: want 1 or 2", *version)
 	}
 	if err != nil {
 		return fmt.Errorf("hash %s: %w", files[0], err)
@@ -212,7 +169,7 @@ func runHash(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := writeOutput(*output, raw); err != nil {
+	if err := cli.WriteFileAtomic(*output, raw); err != nil {
 		return err
 	}
 	start, end := ci.Range()
@@ -230,34 +187,9 @@ func parseRange(s string) (start, length uint64, err error) {
 		}
 	}
 	if !ok || err != nil || length == 0 {
-		return 0, 0, usageError{fmt.Sprintf("--range %q: want START:LEN in bytes, LEN > 0", s)}
+		return 0, 0, cli.Usagef("--range %q: want START:LEN in bytes, LEN > 0", s)
 	}
 	return start, length, nil
-}
-
-// writeOutput writes data to path atomically (temporary file, then rename)
-// so an interrupted run never leaves a truncated .ci behind.
-func writeOutput(path string, data []byte) error {
-	if path == "-" {
-		_, err := os.Stdout.Write(data)
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func readInfo(path string) (*pccrc.Info, error) {
@@ -277,12 +209,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var secret secretFlags
 	secret.register(fs)
-	files, err := parseInterspersed(fs, args)
+	files, err := cli.ParseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(files) != 2 {
-		return usageError{"verify takes FILE.ci and FILE"}
+		return cli.Usagef("verify takes FILE.ci and FILE")
 	}
 	key, err := secret.bytes()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outpost-appliance/outpost/firmware/cli"
 	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
@@ -167,15 +168,15 @@ func TestVerifyNamesTheBadBlock(t *testing.T) {
 	bad[3*65536+5] ^= 0x20
 	badFile := writeFile(t, dir, "bad", bad)
 	code, _, stderr := run(t, "verify", ciPath, badFile)
-	if code != ExitFailed || !strings.Contains(stderr, "segment 0 block 3") {
+	if code != cli.ExitFailed || !strings.Contains(stderr, "segment 0 block 3") {
 		t.Errorf("verify of a corrupted block exited %d: %s", code, stderr)
 	}
 	code, _, stderr = run(t, "verify", ciPath, writeFile(t, dir, "long", append(bytes.Clone(data), 'x')))
-	if code != ExitFailed || !strings.Contains(stderr, "the file has 320001") {
+	if code != cli.ExitFailed || !strings.Contains(stderr, "the file has 320001") {
 		t.Errorf("verify of a longer file exited %d: %s", code, stderr)
 	}
 	code, _, stderr = run(t, "verify", "--secret", "wrong", ciPath, file)
-	if code != ExitFailed || !strings.Contains(stderr, "segment secret") {
+	if code != cli.ExitFailed || !strings.Contains(stderr, "segment secret") {
 		t.Errorf("verify with the wrong secret exited %d: %s", code, stderr)
 	}
 }
@@ -231,11 +232,11 @@ func TestUsageErrors(t *testing.T) {
 		{"show"},
 		{"verify", file},
 	} {
-		if code, _, stderr := run(t, args...); code != ExitUsage {
-			t.Errorf("%q exited %d, want %d: %s", args, code, ExitUsage, stderr)
+		if code, _, stderr := run(t, args...); code != cli.ExitUsage {
+			t.Errorf("%q exited %d, want %d: %s", args, code, cli.ExitUsage, stderr)
 		}
 	}
-	if code, _, stderr := run(t, "show", file); code != ExitInternal || !strings.Contains(stderr, "malformed") {
+	if code, _, stderr := run(t, "show", file); code != cli.ExitInternal || !strings.Contains(stderr, "malformed") {
 		t.Errorf("show of a non-.ci file exited %d: %s", code, stderr)
 	}
 	if code, _, _ := run(t, "hash", "--secret", "a", "--range", "5:10", file, "-o", filepath.Join(dir, "o")); code == 0 {

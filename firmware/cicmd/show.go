@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 
+	"github.com/outpost-appliance/outpost/firmware/cli"
 	"github.com/outpost-appliance/outpost/peerdist/pccrc"
 )
 
@@ -84,12 +85,12 @@ func describe(ci *pccrc.Info) shownInfo {
 func runShow(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("outpost ci show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	files, err := parseInterspersed(fs, args)
+	files, err := cli.ParseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(files) != 1 {
-		return usageError{"show takes exactly one FILE.ci"}
+		return cli.Usagef("show takes exactly one FILE.ci")
 	}
 	ci, err := readInfo(files[0])
 	if err != nil {

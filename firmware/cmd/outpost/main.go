@@ -13,12 +13,14 @@ import (
 	"syscall"
 
 	"github.com/outpost-appliance/outpost/firmware/cicmd"
+	"github.com/outpost-appliance/outpost/firmware/getcmd"
 )
 
 const usage = `usage: outpost <command> [arguments]
 
 Commands:
   ci       content information tools: hash a file, show or verify a .ci file
+  get      fetch content from a peer or hosted cache and verify every block
   version  print the version
 
 Run 'outpost <command> help' for a command's arguments.
@@ -39,6 +41,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "ci":
 		return cicmd.Run(ctx, args[1:], stdout, stderr)
+	case "get":
+		return getcmd.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "outpost", version())
 		return 0
