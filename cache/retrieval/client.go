@@ -29,6 +29,9 @@ type Client struct {
 	// Crypto is the CryptoAlgoId preference sent in requests; peers may
 	// ignore it (default AES-128, as Windows and iPXE send).
 	Crypto pccrr.CryptoAlgo
+	// HTTPS talks to the hosted cache's HTTPS port (which serves
+	// retrieval beside PCHC v1.0); set HTTP's transport TLS config too.
+	HTTPS bool
 }
 
 // PeerError is a peer's answer that cannot be used: an HTTP error, a
@@ -74,7 +77,11 @@ func (c *Client) exchange(ctx context.Context, addr string, req pccrr.Message) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+pccrr.Path, bytes.NewReader(body))
+	scheme := "http://"
+	if c.HTTPS {
+		scheme = "https://"
+	}
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, scheme+addr+pccrr.Path, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("retrieval: %w", err)
 	}
