@@ -36,6 +36,7 @@ type Block struct {
 type SegmentState struct {
 	Held      pccrr.BlockSet // blocks held (V2 segments: block 0)
 	FirstSeen time.Time      // when the segment entered the cache (SEGLIST ages)
+	Tag       string         // content tag name for statistics (pchc.TagName)
 }
 
 // Source is where a Server's blocks come from.
@@ -56,8 +57,11 @@ const MaxBlockBytes = 128<<10 + 16 + 16
 // Observer receives per-request outcomes, for statistics. Its methods must
 // not block.
 type Observer interface {
-	Served(segmentID []byte, index uint32, bytes int)
-	Missed(segmentID []byte, index uint32)
+	// Served: a block was sent; tag is its segment's content tag name.
+	Served(segmentID []byte, tag string, index uint32, bytes int)
+	// Missed: a requested block is not held; tag is "" when the segment
+	// is unknown.
+	Missed(segmentID []byte, tag string, index uint32)
 }
 
 // Defaults from Windows (protocols.md §3.5, §7).
@@ -243,7 +247,7 @@ func (s *Server) serveBlock(ctx context.Context, w http.ResponseWriter, req *pcc
 	if err != nil {
 		s.sourceError(err, req.SegmentID)
 		if s.Observer != nil {
-			s.Observer.Missed(req.SegmentID, index)
+			s.Observer.Missed(req.SegmentID, state.Tag, index)
 		}
 		s.reply(w, pccrr.NotFoundBlk(req), bufs)
 		return
@@ -268,7 +272,7 @@ func (s *Server) serveBlock(ctx context.Context, w http.ResponseWriter, req *pcc
 		return
 	}
 	if _, err := w.Write(tail); err == nil && s.Observer != nil {
-		s.Observer.Served(req.SegmentID, index, len(blk.Ciphertext))
+		s.Observer.Served(req.SegmentID, state.Tag, index, len(blk.Ciphertext))
 	}
 }
 
