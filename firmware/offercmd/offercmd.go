@@ -309,7 +309,7 @@ type pullCounter struct {
 	bytes  int64
 }
 
-func (p *pullCounter) Served(segmentID []byte, index uint32, n int) {
+func (p *pullCounter) Served(segmentID []byte, _ string, index uint32, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.blocks == nil {
@@ -319,7 +319,7 @@ func (p *pullCounter) Served(segmentID []byte, index uint32, n int) {
 	p.bytes += int64(n)
 }
 
-func (p *pullCounter) Missed([]byte, uint32) {}
+func (p *pullCounter) Missed([]byte, string, uint32) {}
 
 func (p *pullCounter) totals() (blocks int, bytes int64) {
 	p.mu.Lock()
