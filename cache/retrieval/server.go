@@ -218,6 +218,9 @@ func (s *Server) segmentList(ctx context.Context, req *pccrr.GetSegList, busy bo
 			s.sourceError(err, id)
 			return false
 		}
+		if state.Held.Len() == 0 {
+			return false // known (offered) but no block held yet
+		}
 		// An age's segment index is one byte wide: segments past the
 		// 256th of a request go without an age.
 		if i <= 255 {

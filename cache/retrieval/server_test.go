@@ -265,3 +265,16 @@ func TestMatchPath(t *testing.T) {
 		}
 	}
 }
+
+// A segment the source knows but holds no block of is not listed.
+func TestSegmentListNeedsABlock(t *testing.T) {
+	src := newMemSource()
+	id := vectors.Hex(t, v2SegmentA)
+	src.put(id, 0, Block{Crypto: pccrr.CryptoAES256, Ciphertext: make([]byte, 16), IV: make([]byte, 16)}, time.Now())
+	src.segments[string(id)].state.Held.Clear(0)
+	body, _ := (&pccrr.GetSegList{SegmentIDs: [][]byte{id}}).Marshal()
+	reply, err := pccrr.ParseResponse(post(t, &Server{Source: src}, body).Body.Bytes())
+	if err != nil || len(reply.(*pccrr.SegList).Ranges) != 0 {
+		t.Errorf("a segment without blocks was listed: %v %v", reply, err)
+	}
+}
