@@ -6,6 +6,7 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/outpost-appliance/outpost/cache/retrieval"
+	"github.com/outpost-appliance/outpost/cache/store"
+	"github.com/outpost-appliance/outpost/peerdist/pccrc"
 	"github.com/outpost-appliance/outpost/peerdist/pccrr"
 )
 
@@ -49,7 +52,7 @@ func heldBlocks(b *testing.B) (ids [][]byte, blocks [][]byte) {
 func BenchmarkServeBlocks(b *testing.B) {
 	ids, blocks := heldBlocks(b)
 	b.Run("outpost", func(b *testing.B) {
-		src := newBenchSource(ids, blocks)
+		src := storeWith(b, ids, blocks)
 		addr := listen(b, Handler(&OfferServer{}, &retrieval.Server{Source: src}))
 		bodies := make([][]byte, len(ids))
 		for i, id := range ids {
@@ -180,35 +183,25 @@ http {
 	return addr
 }
 
-// benchSource serves fixed blocks from memory.
-type benchSource struct {
-	blocks map[string][]byte
-	iv     []byte
-}
-
-func newBenchSource(ids, blocks [][]byte) *benchSource {
-	s := &benchSource{blocks: map[string][]byte{}, iv: make([]byte, 16)}
+// storeWith opens a segment store on disk holding the blocks, each as
+// block 0 of a one-block V1 segment offered without hashes (kept as sent).
+func storeWith(b *testing.B, ids, blocks [][]byte) retrieval.Source {
+	opts := store.DefaultOptions(b.TempDir())
+	opts.Logger = slog.New(slog.DiscardHandler)
+	st, err := store.Open(context.Background(), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	iv := make([]byte, 16)
 	for i, id := range ids {
-		s.blocks[string(id)] = blocks[i]
+		if err := st.AddOffer(ctx, store.SegmentOffer{SegmentID: id, Version: pccrc.V1, Size: 65536}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.PutBlock(ctx, id, 0, store.Block{Crypto: pccrr.CryptoAES256, IV: iv, Ciphertext: blocks[i]}); err != nil {
+			b.Fatal(err)
+		}
 	}
-	return s
-}
-
-func (s *benchSource) Segment(_ context.Context, id []byte) (retrieval.SegmentState, error) {
-	if _, ok := s.blocks[string(id)]; !ok {
-		return retrieval.SegmentState{}, retrieval.ErrNotFound
-	}
-	var st retrieval.SegmentState
-	st.Held.Set(0)
-	return st, nil
-}
-
-func (s *benchSource) ReadBlock(_ context.Context, id []byte, _ uint32, buf []byte) (retrieval.Block, error) {
-	blk, ok := s.blocks[string(id)]
-	if !ok {
-		return retrieval.Block{}, retrieval.ErrNotFound
-	}
-	n := copy(buf, blk)
-	copy(buf[n:], s.iv)
-	return retrieval.Block{Crypto: pccrr.CryptoAES256, Ciphertext: buf[:n], IV: buf[n : n+16]}, nil
+	return (&Cache{Store: st}).Source()
 }
