@@ -1,0 +1,93 @@
+package api
+
+import (
+	"net"
+	"sort"
+	"time"
+
+	"github.com/outpost-appliance/outpost/firmware/config"
+	"github.com/outpost-appliance/outpost/firmware/supervise"
+)
+
+// Status is GET /api/v1/status: what the box is and how its services are.
+type Status struct {
+	Version  string `json:"version"`
+	Mode     Mode   `json:"mode"`
+	Hostname string `json:"hostname"`
+	// Started is when the process started; Uptime is in seconds.
+	Started       time.Time `json:"started"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	// Ready is true once every service has been running.
+	Ready      bool               `json:"ready"`
+	Interfaces []Interface        `json:"interfaces"`
+	Services   []supervise.Status `json:"services"`
+	Config     ConfigStatus       `json:"config"`
+	// Notices are conditions an admin should know of (no data partition:
+	// the cache does not survive a reboot, …).
+	Notices []string `json:"notices,omitempty"`
+}
+
+// Mode says how outpost runs.
+type Mode string
+
+// Modes.
+const (
+	ModeAppliance Mode = "appliance" // PID 1 of the image
+	ModeDaemon    Mode = "daemon"    // outpost run on a host
+)
+
+// Interface is a network interface of the host and its addresses.
+type Interface struct {
+	Name      string   `json:"name"`
+	Index     int      `json:"index"`
+	MAC       string   `json:"mac,omitempty"`
+	MTU       int      `json:"mtu"`
+	Up        bool     `json:"up"`
+	Addresses []string `json:"addresses"`
+	// Configured: listed in [[interface]]; Role is its role then.
+	Configured bool   `json:"configured"`
+	Role       string `json:"role,omitempty"`
+}
+
+// ConfigStatus says where the configuration came from and whether the box
+// fell back to safe defaults because of errors in it.
+type ConfigStatus struct {
+	Source   string           `json:"source"`
+	SafeMode bool             `json:"safe_mode"`
+	Errors   []config.Problem `json:"errors,omitempty"`
+}
+
+// HostInterfaces lists the host's interfaces and addresses, marking those
+// the configuration names.
+func HostInterfaces(cfg *config.Config) ([]Interface, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	roles := map[string]string{}
+	if cfg != nil {
+		for _, c := range cfg.Interfaces {
+			roles[c.LinkName()] = string(c.Role)
+		}
+	}
+	out := make([]Interface, 0, len(ifaces))
+	for _, ifi := range ifaces {
+		i := Interface{
+			Name:      ifi.Name,
+			Index:     ifi.Index,
+			MAC:       ifi.HardwareAddr.String(),
+			MTU:       ifi.MTU,
+			Up:        ifi.Flags&net.FlagUp != 0,
+			Addresses: []string{},
+		}
+		i.Role, i.Configured = roles[ifi.Name]
+		if addrs, err := ifi.Addrs(); err == nil {
+			for _, a := range addrs {
+				i.Addresses = append(i.Addresses, a.String())
+			}
+		}
+		out = append(out, i)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Index < out[b].Index })
+	return out, nil
+}
