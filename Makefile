@@ -59,21 +59,17 @@ bench:
 	    for (k in rate) { split(k, parts, SUBSEP); if (parts[1] == "BenchmarkBlockEncrypt") \
 	      printf "%-40s %5.0f MB/s (%d core(s))\n", "BlockEncrypt (AES-CBC, 64 KiB)", rate[k], parts[2] } }' $(BIN)/bench.txt
 
-## run: build outpost and exercise it natively (see README: the appliance
-## daemon and QEMU boot arrive with later issues)
+## run: build outpost and run the appliance's services natively as a daemon
+## (outpost run) with the example configuration; state goes to bin/run/ and
+## ports below 1024 are moved up, so it runs as a normal user process
 run: $(BIN)/outpost
-	@set -e; demo=$(BIN)/demo; mkdir -p $$demo; \
-	echo "Outpost $$($(BIN)/outpost version)"; \
-	echo "The appliance daemon (outpost run --config FILE) and the QEMU image are not built yet:"; \
-	echo "they arrive with the appliance-program and image issues. Meanwhile, 'make run' exercises"; \
-	echo "the content information tools on a sample file, as an admin would:"; echo; \
-	head -c 3000000 /dev/urandom > $$demo/sample.bin; \
-	set -x; \
-	$(BIN)/outpost ci hash --version 1 --secret "branch office" $$demo/sample.bin -o $$demo/sample.v1.ci; \
-	$(BIN)/outpost ci hash --version 2 --secret "branch office" $$demo/sample.bin -o $$demo/sample.v2.ci; \
-	$(BIN)/outpost ci verify --secret "branch office" $$demo/sample.v1.ci $$demo/sample.bin; \
-	$(BIN)/outpost ci verify --secret "branch office" $$demo/sample.v2.ci $$demo/sample.bin; \
-	$(BIN)/outpost ci show $$demo/sample.v1.ci | head -n 24
+	@set -e; data=$(BIN)/run; mkdir -p $$data; \
+	echo "$$($(BIN)/outpost version): outpost run --config firmware/outpost.example.toml"; \
+	echo "  data directory (store, log ring): $$data/"; \
+	echo "  status API: http://localhost:9000/api/v1/status  (or: $(BIN)/outpost status)"; \
+	echo "  stop: Ctrl-C"; echo; \
+	exec $(BIN)/outpost run --config firmware/outpost.example.toml --data-dir $$data \
+	  --set hosted_cache.https_listen=:8443 --set leader.relay_listen=:8081
 
 $(BIN)/outpost: FORCE
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./firmware/cmd/outpost

@@ -14,19 +14,30 @@ import (
 
 	"github.com/outpost-appliance/outpost/firmware/cicmd"
 	"github.com/outpost-appliance/outpost/firmware/getcmd"
+	"github.com/outpost-appliance/outpost/firmware/offercmd"
+	"github.com/outpost-appliance/outpost/firmware/pid1"
 )
 
 const usage = `usage: outpost <command> [arguments]
 
 Commands:
+  run      run the appliance's services as a daemon on this host
+  status   print the live state of a running outpost (from its API)
+  config   check a configuration file, or print the commented default one
   ci       content information tools: hash a file, show or verify a .ci file
   get      fetch content from a peer or hosted cache and verify every block
+  offer    offer a file to a hosted cache as a Windows client would
   version  print the version
+
+As the image's /init (PID 1), outpost boots the appliance instead.
 
 Run 'outpost <command> help' for a command's arguments.
 `
 
 func main() {
+	if pid1.IsInit() {
+		pid1.Main(version()) // never returns
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -39,10 +50,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "run":
+		return runDaemon(ctx, args[1:], stderr)
+	case "status":
+		return runStatus(ctx, args[1:], stdout, stderr)
+	case "config":
+		return runConfig(args[1:], stdout, stderr)
 	case "ci":
 		return cicmd.Run(ctx, args[1:], stdout, stderr)
 	case "get":
 		return getcmd.Run(ctx, args[1:], stdout, stderr)
+	case "offer":
+		return offercmd.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "outpost", version())
 		return 0

@@ -1,0 +1,126 @@
+// Package appliance assembles Outpost's services from a configuration and
+// runs them under the supervisor: the part that is the same whether
+// outpost is the image's init (PID 1) or a daemon on a host
+// (`outpost run`).
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/outpost-appliance/outpost/firmware/api"
+	"github.com/outpost-appliance/outpost/firmware/config"
+	"github.com/outpost-appliance/outpost/firmware/supervise"
+)
+
+// Options describe one run of the appliance.
+type Options struct {
+	Version string
+	Mode    api.Mode
+	// Config is the configuration in use; ConfigErr is why it is the safe
+	// defaults instead of the file (nil when the file was used).
+	Config       *config.Config
+	ConfigSource string
+	ConfigErr    error
+	// Notices are shown in the status (see api.Status).
+	Notices []string
+	// DataDir holds what must survive a restart: the store (cache.dir is
+	// relative to it), certificates, the log ring.
+	DataDir string
+	// Power reboots or powers off the machine (PID 1 only; nil otherwise).
+	Power func(api.PowerAction)
+	// System lists services that only the appliance runs (DHCP, NTP, …),
+	// started before the others.
+	System []Spec
+	Logger *slog.Logger
+	// Supervise tunes the supervisor (tests).
+	Supervise supervise.Options
+}
+
+// Spec is a service and the names of the services it starts after.
+type Spec struct {
+	Service supervise.Service
+	After   []string
+}
+
+// App is a configured set of services under a supervisor.
+type App struct {
+	Supervisor *supervise.Supervisor
+	API        *api.Server
+	log        *slog.Logger
+	version    string
+	started    time.Time
+}
+
+// New builds the services that the configuration asks for.
+func New(opts Options) (*App, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	supOpts := opts.Supervise
+	supOpts.Logger = log
+	sup := supervise.New(supOpts)
+
+	token, err := opts.Config.API.ResolveToken()
+	if err != nil {
+		// Load checked the file; it went away since. Changes are refused.
+		log.Error("API token unreadable; changes over the API are refused", "err", err)
+	}
+	server := api.New(api.Options{
+		Version:      opts.Version,
+		Mode:         opts.Mode,
+		Config:       opts.Config,
+		ConfigSource: opts.ConfigSource,
+		ConfigErr:    opts.ConfigErr,
+		Notices:      opts.Notices,
+		Supervisor:   sup,
+		Power:        opts.Power,
+		Token:        token,
+		Logger:       log,
+	})
+
+	specs := append([]Spec(nil), opts.System...)
+	specs = append(specs, services(opts, server)...)
+	for _, s := range specs {
+		if err := sup.Add(s.Service, s.After...); err != nil {
+			return nil, fmt.Errorf("appliance: %w", err)
+		}
+	}
+	return &App{Supervisor: sup, API: server, log: log, version: opts.Version}, nil
+}
+
+// services lists the appliance's own services. The hosted cache, peer,
+// leader and XDP services of their issues join here, each after the
+// services it needs (the store before the servers that read it).
+func services(opts Options, server *api.Server) []Spec {
+	return []Spec{
+		{Service: server.Service(string(opts.Config.API.Listen))},
+	}
+}
+
+// Start starts the services and, once all of them are running, logs the
+// ready line ("outpost … ready") that the boot test waits for.
+func (a *App) Start(ctx context.Context) error {
+	a.started = time.Now()
+	if err := a.Supervisor.Start(ctx); err != nil {
+		return fmt.Errorf("appliance: %w", err)
+	}
+	go func() {
+		select {
+		case <-a.Supervisor.Ready():
+			a.log.Info("outpost ready", "version", a.version, "services", len(a.Supervisor.Snapshot()),
+				"after", time.Since(a.started).Round(time.Millisecond))
+		case <-ctx.Done():
+		}
+	}()
+	return nil
+}
+
+// Stop stops the services in reverse order within ctx's deadline.
+func (a *App) Stop(ctx context.Context) error {
+	a.log.Info("stopping services")
+	return a.Supervisor.Stop(ctx)
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/outpost-appliance/outpost/firmware/api"
+)
+
+const statusUsage = `usage: outpost status [--api URL] [--token TOKEN] [--json]
+
+Prints the live state of a running outpost (appliance or daemon) from its
+API: version, uptime, configuration errors, services, interfaces.
+
+  --api URL      the instance's API (default ` + api.DefaultURL + `)
+  --token TOKEN  bearer token, when anonymous reads are off
+  --json         print the raw JSON of GET /api/v1/status
+`
+
+// runStatus is `outpost status`.
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, statusUsage) }
+	url := fs.String("api", api.DefaultURL, "")
+	token := fs.String("token", "", "")
+	asJSON := fs.Bool("json", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	client := &api.Client{BaseURL: *url, Token: *token}
+	st, raw, err := client.Status(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "outpost status: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		stdout.Write(raw)
+		return 0
+	}
+	if err := api.WriteStatus(stdout, st, time.Now()); err != nil {
+		fmt.Fprintf(stderr, "outpost status: %v\n", err)
+		return 1
+	}
+	if st.Config.SafeMode {
+		return 3 // scripts can tell a box in safe mode
+	}
+	return 0
+}
