@@ -60,6 +60,9 @@ type Options struct {
 	// Power carries out a reboot or power-off after the reply is sent; nil
 	// where outpost does not own the machine (daemon mode).
 	Power func(PowerAction)
+	// Thumbprint reports the hosted cache's TLS certificate thumbprint
+	// ("" before the hosted cache has loaded it); nil if there is none.
+	Thumbprint func() string
 	// Token authorizes calls that change something; unset refuses them.
 	Token  config.Secret
 	Logger *slog.Logger
@@ -111,6 +114,9 @@ func (s *Server) Status() Status {
 		Services:      []supervise.Status{},
 		Config:        ConfigStatus{Source: s.opts.ConfigSource},
 		Notices:       s.opts.Notices,
+	}
+	if s.opts.Thumbprint != nil {
+		st.TLSThumbprint = s.opts.Thumbprint()
 	}
 	if ifaces, err := s.opts.Interfaces(); err == nil {
 		st.Interfaces = ifaces

@@ -90,6 +90,9 @@ func WriteStatus(w io.Writer, st *Status, now time.Time) error {
 	for _, n := range st.Notices {
 		fmt.Fprintf(w, "NOTICE: %s\n", n)
 	}
+	if st.TLSThumbprint != "" {
+		fmt.Fprintf(w, "hosted cache HTTPS certificate thumbprint (SHA-1): %s\n", st.TLSThumbprint)
+	}
 
 	fmt.Fprintln(w, "\nservices:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -25,6 +25,9 @@ type Status struct {
 	// Notices are conditions an admin should know of (no data partition:
 	// the cache does not survive a reboot, …).
 	Notices []string `json:"notices,omitempty"`
+	// TLSThumbprint is the SHA-1 thumbprint of the hosted cache's HTTPS
+	// certificate, what Windows admins compare or type into netsh.
+	TLSThumbprint string `json:"tls_thumbprint,omitempty"`
 }
 
 // Mode says how outpost runs.

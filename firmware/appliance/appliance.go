@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/outpost-appliance/outpost/cache/hostedcache"
+	"github.com/outpost-appliance/outpost/cache/store"
 	"github.com/outpost-appliance/outpost/firmware/api"
 	"github.com/outpost-appliance/outpost/firmware/config"
 	"github.com/outpost-appliance/outpost/firmware/supervise"
@@ -69,7 +71,9 @@ func New(opts Options) (*App, error) {
 		// Load checked the file; it went away since. Changes are refused.
 		log.Error("API token unreadable; changes over the API are refused", "err", err)
 	}
+	hosted := hostedCache(opts, log)
 	server := api.New(api.Options{
+		Thumbprint:   hosted.Thumbprint,
 		Version:      opts.Version,
 		Mode:         opts.Mode,
 		Config:       opts.Config,
@@ -83,7 +87,7 @@ func New(opts Options) (*App, error) {
 	})
 
 	specs := append([]Spec(nil), opts.System...)
-	specs = append(specs, services(opts, server)...)
+	specs = append(specs, Spec{Service: server.Service(string(opts.Config.API.Listen))}, Spec{Service: hosted})
 	for _, s := range specs {
 		if err := sup.Add(s.Service, s.After...); err != nil {
 			return nil, fmt.Errorf("appliance: %w", err)
@@ -92,13 +96,34 @@ func New(opts Options) (*App, error) {
 	return &App{Supervisor: sup, API: server, log: log, version: opts.Version}, nil
 }
 
-// services lists the appliance's own services. The hosted cache, peer,
-// leader and XDP services of their issues join here, each after the
-// services it needs (the store before the servers that read it).
-func services(opts Options, server *api.Server) []Spec {
-	return []Spec{
-		{Service: server.Service(string(opts.Config.API.Listen))},
+// hostedCache is the hosted-cache service of the configuration: the
+// segment store ([cache]), the hosted-cache servers ([hosted_cache]) and
+// the peer retrieval server ([peer]). The leader and XDP services of their
+// issues join beside it.
+func hostedCache(opts Options, log *slog.Logger) *hostedcache.Service {
+	cfg := opts.Config
+	st := store.DefaultOptions(cfg.CacheDir(opts.DataDir))
+	st.Profile = store.Profile(cfg.Cache.Profile)
+	st.LimitBytes = int64(cfg.Cache.MaxSize)
+	st.LimitPercent = float64(cfg.Cache.MaxPercent)
+	st.MaxAge = time.Duration(cfg.Cache.MaxAge)
+	st.MinFreePercent = float64(cfg.Cache.LowDiskFloor)
+	hostname := cfg.HostedCache.Hostname
+	if hostname == "" {
+		hostname = cfg.Hostname
 	}
+	return hostedcache.New(hostedcache.Config{
+		Store:       st,
+		HTTPListen:  string(cfg.HostedCache.HTTPListen),
+		HTTPSListen: string(cfg.HostedCache.HTTPSListen),
+		PeerListen:  string(cfg.Peer.Listen),
+		TLSCertFile: cfg.HostedCache.TLSCert,
+		TLSKeyFile:  cfg.HostedCache.TLSKey,
+		Hostname:    hostname,
+		StateDir:    opts.DataDir,
+		MaxUploads:  cfg.HostedCache.MaxUploads,
+		Logger:      log.With("service", "hosted-cache"),
+	})
 }
 
 // Start starts the services and, once all of them are running, logs the

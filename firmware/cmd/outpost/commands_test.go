@@ -120,7 +120,7 @@ func TestRunAndStatus(t *testing.T) {
 		statusCode int
 		want       []string
 	}{
-		{"the example configuration", exampleFile, 0, []string{"configuration: " + exampleFile, "api", "running"}},
+		{"the example configuration", exampleFile, 0, []string{"configuration: " + exampleFile, "api", "hosted-cache", "running", "thumbprint"}},
 		{"a bad configuration: safe mode", bad, 3, []string{"SAFE MODE", "bad.toml:2:8: xdp.mode: invalid value \"turbo\"", "running"}},
 	}
 	for _, tt := range tests {
@@ -133,7 +133,9 @@ func TestRunAndStatus(t *testing.T) {
 			exit := make(chan int, 1)
 			go func() {
 				exit <- run(ctx, []string{"run", "--config", tt.config, "--data-dir", dataDir,
-					"--set", "api.listen=" + addr, "--set", "cache.dir=store"}, &daemonLog, &daemonLog)
+					"--set", "api.listen=" + addr, "--set", "cache.dir=store",
+					"--set", "hosted_cache.http_listen=" + freeAddr(t), "--set", "hosted_cache.https_listen=" + freeAddr(t),
+					"--set", "peer.listen=" + freeAddr(t), "--set", "hosted_cache.hostname=localhost"}, &daemonLog, &daemonLog)
 			}()
 
 			url := "http://" + addr
@@ -163,7 +165,7 @@ func TestRunAndStatus(t *testing.T) {
 				t.Errorf("outpost status --json exit %d", code)
 			}
 			var st api.Status
-			if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.Mode != api.ModeDaemon || len(st.Services) != 1 {
+			if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.Mode != api.ModeDaemon || len(st.Services) != 2 || len(st.TLSThumbprint) != 40 {
 				t.Errorf("--json: %v: %s", err, out.String())
 			}
 
