@@ -1,15 +1,14 @@
 // Package api is Outpost's management API, served on [api] listen (":9000"
-// by default) under /api/v1/. Today it answers GET /api/v1/status (version,
-// uptime, hostname, interfaces and addresses, services and their
-// supervisor state, configuration errors and safe mode) and POST
-// /api/v1/reboot and /api/v1/poweroff; the other endpoints, metrics and
-// the status page of the management-API issue register on the same Server
-// with Handle.
+// by default): JSON under /api/v1/ (status, cache, segments, leaders,
+// discovery, events, config, history; purge, flush, reboot, power-off),
+// Prometheus metrics on /metrics and the status page on /. Calls that
+// change something need the bearer token; reads are anonymous only when
+// [api] read_only_anonymous says so. docs/management-api.md describes
+// every endpoint.
 package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,10 +16,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/outpost-appliance/outpost/firmware/config"
+	"github.com/outpost-appliance/outpost/firmware/events"
+	"github.com/outpost-appliance/outpost/firmware/history"
+	"github.com/outpost-appliance/outpost/firmware/metrics"
+	"github.com/outpost-appliance/outpost/firmware/report"
+	"github.com/outpost-appliance/outpost/firmware/statuspage"
 	"github.com/outpost-appliance/outpost/firmware/supervise"
 )
 
@@ -64,18 +67,35 @@ type Options struct {
 	// ("" before the hosted cache has loaded it); nil if there is none.
 	Thumbprint func() string
 	// Token authorizes calls that change something; unset refuses them.
-	Token  config.Secret
+	Token config.Secret
+	// ReadOnlyAnonymous lets reads through without the token.
+	ReadOnlyAnonymous bool
+	// Report gives the cache, segment, leader and discovery figures (nil:
+	// none of those services runs).
+	Report *report.Reporter
+	// Events is the event log (nil: none; API events go nowhere).
+	Events *events.Log
+	// History is the traffic history for the status page's chart.
+	History *history.History
+	// Board names the hardware (default: HostBoard).
+	Board string
+	// TimeSync reports the clock's state (default: KernelTimeSync).
+	TimeSync func() TimeSync
+	// Now is the clock of the failed-login limiter (tests).
+	Now    func() time.Time
 	Logger *slog.Logger
 }
 
 // Server is the API's HTTP handler.
 type Server struct {
-	opts Options
-	mux  *http.ServeMux
-	log  *slog.Logger
+	opts   Options
+	mux    *http.ServeMux
+	log    *slog.Logger
+	report *report.Reporter
+	logins *loginLimiter
 }
 
-// New returns a server with the status and power endpoints registered.
+// New returns a server with every endpoint registered.
 func New(opts Options) *Server {
 	if opts.Interfaces == nil {
 		cfg := opts.Config
@@ -84,15 +104,61 @@ func New(opts Options) *Server {
 	if opts.Started.IsZero() {
 		opts.Started = time.Now()
 	}
+	if opts.Report == nil {
+		opts.Report = report.New(report.Sources{CountersSince: opts.Started})
+	}
+	if opts.History == nil {
+		opts.History = history.New(1, 0)
+	}
+	if opts.Board == "" {
+		opts.Board = HostBoard()
+	}
+	if opts.TimeSync == nil {
+		opts.TimeSync = KernelTimeSync
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), log: log.With("service", "api")}
-	s.mux.HandleFunc("GET "+Prefix+"status", s.handleStatus)
-	s.mux.Handle("POST "+Prefix+"reboot", s.RequireToken(s.powerHandler(Reboot)))
-	s.mux.Handle("POST "+Prefix+"poweroff", s.RequireToken(s.powerHandler(PowerOff)))
+	s := &Server{opts: opts, mux: http.NewServeMux(), log: log.With("service", "api"), report: opts.Report,
+		logins: newLoginLimiter(opts.Now)}
+
+	read := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.RequireRead(h)) }
+	change := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.RequireToken(h)) }
+	read("GET "+Prefix+"status", s.handleStatus)
+	read("GET "+Prefix+"cache", s.handleCache)
+	change("POST "+Prefix+"cache/flush", s.handleFlush)
+	read("GET "+Prefix+"segments", s.handleSegments)
+	read("GET "+Prefix+"segments/top", s.handleTopSegments)
+	read("GET "+Prefix+"segments/{id}", s.handleSegment)
+	change("DELETE "+Prefix+"segments/{id}", s.handleDeleteSegment)
+	read("GET "+Prefix+"leaders", s.handleLeaders)
+	read("GET "+Prefix+"discovery", s.handleDiscovery)
+	read("GET "+Prefix+"events", s.handleEvents)
+	read("GET "+Prefix+"events/catalog", s.handleEventCatalog)
+	read("GET "+Prefix+"config", s.handleConfig)
+	read("GET "+Prefix+"history", s.handleHistory)
+	change("POST "+Prefix+"reboot", s.powerHandler(Reboot).ServeHTTP)
+	change("POST "+Prefix+"poweroff", s.powerHandler(PowerOff).ServeHTTP)
+	s.mux.Handle("GET /metrics", s.RequireRead(metrics.Handler(metrics.NewRegistry(metrics.Sources{
+		Version: opts.Version, Mode: string(opts.Mode), SafeMode: opts.ConfigErr != nil,
+		Report: opts.Report, Supervisor: opts.Supervisor, Events: eventCounts(opts.Events),
+	}), log)))
+	// The page holds no data (it reads the API, with the token when reads
+	// need one), so it is served to anyone.
+	s.mux.Handle("GET /{$}", statuspage.Handler())
 	return s
+}
+
+// eventCounts avoids a typed nil in the metrics' interface.
+func eventCounts(l *events.Log) interface{ Counts() map[events.ID]uint64 } {
+	if l == nil {
+		return nil
+	}
+	return l
 }
 
 // Handle registers another endpoint (net/http ServeMux patterns).
@@ -108,6 +174,8 @@ func (s *Server) Status() Status {
 		Version:       s.opts.Version,
 		Mode:          s.opts.Mode,
 		Hostname:      host,
+		Board:         s.opts.Board,
+		Time:          s.opts.TimeSync(),
 		Started:       s.opts.Started,
 		UptimeSeconds: time.Since(s.opts.Started).Seconds(),
 		Interfaces:    []Interface{},
@@ -119,7 +187,7 @@ func (s *Server) Status() Status {
 		st.TLSThumbprint = s.opts.Thumbprint()
 	}
 	if ifaces, err := s.opts.Interfaces(); err == nil {
-		st.Interfaces = ifaces
+		st.Interfaces = withXDPModes(ifaces, s.report.Discovery())
 	} else {
 		s.log.Warn("listing interfaces", "err", err)
 	}
@@ -154,32 +222,13 @@ func (s *Server) powerHandler(action PowerAction) http.Handler {
 			return
 		}
 		s.log.Warn("power action requested over the API", "action", action, "remote", r.RemoteAddr)
+		s.opts.Events.Log(events.PowerRequested, events.Fields{"action": string(action), "remote": r.RemoteAddr})
 		writeJSON(w, http.StatusAccepted, map[string]string{"action": string(action), "state": "stopping services"})
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
 		// After the reply: the action stops this server too.
 		go s.opts.Power(action)
-	})
-}
-
-// RequireToken lets a request through only with "Authorization: Bearer
-// <token>" matching the configured token (compared in constant time).
-func (s *Server) RequireToken(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		want := s.opts.Token.Reveal()
-		if want == "" {
-			writeError(w, http.StatusForbidden, "no API token is configured ([api] token or token_file), so changes over the API are refused")
-			return
-		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			s.log.Warn("API call refused: bad or missing token", "path", r.URL.Path, "remote", r.RemoteAddr)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="outpost"`)
-			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
 }
 

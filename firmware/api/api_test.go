@@ -41,7 +41,7 @@ func TestStatusEndpoint(t *testing.T) {
 	cfg := config.Default()
 	cfg.Interfaces = []config.Interface{{Name: "lo", Role: config.RoleWAN}}
 	_, ts := testServer(t, Options{
-		Version: "v1.2.3", Mode: ModeDaemon, Started: time.Now().Add(-90 * time.Second),
+		Version: "v1.2.3", Mode: ModeDaemon, ReadOnlyAnonymous: true, Started: time.Now().Add(-90 * time.Second),
 		Config: cfg, ConfigSource: "/boot/outpost.toml", ConfigErr: cfgErr, Supervisor: sup,
 		Notices: []string{"no OUTPOST-DATA partition"},
 	})
@@ -113,6 +113,7 @@ func TestPowerEndpointsNeedTheToken(t *testing.T) {
 		{"no token configured", noToken.URL + "/api/v1/reboot", "Bearer anything", "POST", 403, ""},
 		{"a daemon does not power off its host", daemon.URL + "/api/v1/poweroff", "Bearer 0123456789abcdef-token", "POST", 501, ""},
 		{"unknown endpoint", ts.URL + "/api/v1/nothing", "", "GET", 404, ""},
+		{"unknown page", ts.URL + "/nothing", "", "GET", 404, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,7 +158,7 @@ func TestServiceListensAndStops(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	sup := supervise.New(supervise.Options{Logger: quiet})
-	s := New(Options{Version: "v0", Logger: quiet, Supervisor: sup})
+	s := New(Options{Version: "v0", Logger: quiet, Supervisor: sup, ReadOnlyAnonymous: true})
 	sup.Add(s.Service(addr))
 	if err := sup.Start(context.Background()); err != nil {
 		t.Fatal(err)

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/outpost-appliance/outpost/firmware/config"
+	"github.com/outpost-appliance/outpost/firmware/events"
+	"github.com/outpost-appliance/outpost/firmware/report"
 )
 
 // DefaultURL is where `outpost status` looks for a running instance.
@@ -26,20 +30,57 @@ type Client struct {
 
 // Status fetches GET /api/v1/status, returning it decoded and raw.
 func (c *Client) Status(ctx context.Context) (*Status, []byte, error) {
-	raw, err := c.get(ctx, "status")
+	return fetch[Status](ctx, c, "status", nil)
+}
+
+// Cache fetches GET /api/v1/cache.
+func (c *Client) Cache(ctx context.Context) (*report.Cache, []byte, error) {
+	return fetch[report.Cache](ctx, c, "cache", nil)
+}
+
+// Segments fetches one page of GET /api/v1/segments.
+func (c *Client) Segments(ctx context.Context, after string, limit int) (*report.SegmentPage, []byte, error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return fetch[report.SegmentPage](ctx, c, "segments", q)
+}
+
+// DeleteSegment purges a segment (DELETE /api/v1/segments/{id}).
+func (c *Client) DeleteSegment(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "segments/"+url.PathEscape(id), nil)
+	return err
+}
+
+// Events fetches GET /api/v1/events with query (id, since, until, before,
+// limit).
+func (c *Client) Events(ctx context.Context, query url.Values) (*events.Page, []byte, error) {
+	return fetch[events.Page](ctx, c, "events", query)
+}
+
+// fetch GETs an endpoint and decodes it, returning the raw JSON too.
+func fetch[T any](ctx context.Context, c *Client, endpoint string, query url.Values) (*T, []byte, error) {
+	raw, err := c.do(ctx, http.MethodGet, endpoint, query)
 	if err != nil {
 		return nil, nil, err
 	}
-	var st Status
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return nil, raw, fmt.Errorf("api: status: %w", err)
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, raw, fmt.Errorf("api: %s: %w", endpoint, err)
 	}
-	return &st, raw, nil
+	return v, raw, nil
 }
 
-func (c *Client) get(ctx context.Context, endpoint string) ([]byte, error) {
-	url := strings.TrimSuffix(c.BaseURL, "/") + Prefix + endpoint
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func (c *Client) do(ctx context.Context, method, endpoint string, query url.Values) ([]byte, error) {
+	u := strings.TrimSuffix(c.BaseURL, "/") + Prefix + endpoint
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
@@ -57,14 +98,14 @@ func (c *Client) get(ctx context.Context, endpoint string) ([]byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("api: %s: %w", url, err)
+		return nil, fmt.Errorf("api: %s: %w", u, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var e struct{ Error string }
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("api: %s: %s: %s", url, resp.Status, e.Error)
+			return nil, fmt.Errorf("api: %s %s: %s: %s", method, u, resp.Status, e.Error)
 		}
-		return nil, fmt.Errorf("api: %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("api: %s %s: %s", method, u, resp.Status)
 	}
 	return body, nil
 }
@@ -78,6 +119,14 @@ func WriteStatus(w io.Writer, st *Status, now time.Time) error {
 	}
 	fmt.Fprintf(w, "outpost %s on %s (%s), up %s, %s\n", st.Version, st.Hostname, st.Mode,
 		config.FormatDuration(time.Duration(st.UptimeSeconds*float64(time.Second)).Round(time.Second)), ready)
+	if st.Board != "" {
+		fmt.Fprintf(w, "board: %s\n", st.Board)
+	}
+	clock := "NOT synchronized"
+	if st.Time.Synced {
+		clock = "synchronized"
+	}
+	fmt.Fprintf(w, "clock: %s (%s), %s\n", st.Time.Now.Format(time.RFC3339), st.Time.Source, clock)
 	if st.Config.SafeMode {
 		fmt.Fprintf(w, "SAFE MODE: the configuration %s has errors; running with safe defaults:\n", st.Config.Source)
 		for _, p := range st.Config.Errors {
@@ -111,7 +160,7 @@ func WriteStatus(w io.Writer, st *Status, now time.Time) error {
 
 	fmt.Fprintln(w, "\ninterfaces:")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAME\tSTATE\tROLE\tADDRESSES")
+	fmt.Fprintln(tw, "  NAME\tSTATE\tROLE\tXDP\tADDRESSES")
 	for _, i := range st.Interfaces {
 		state := "down"
 		if i.Up {
@@ -121,7 +170,11 @@ func WriteStatus(w io.Writer, st *Status, now time.Time) error {
 		if role == "" {
 			role = "-"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", i.Name, state, role, strings.Join(i.Addresses, " "))
+		xdp := i.XDP
+		if xdp == "" {
+			xdp = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", i.Name, state, role, xdp, strings.Join(i.Addresses, " "))
 	}
 	return tw.Flush()
 }

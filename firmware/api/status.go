@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/outpost-appliance/outpost/firmware/config"
+	"github.com/outpost-appliance/outpost/firmware/report"
 	"github.com/outpost-appliance/outpost/firmware/supervise"
 )
 
@@ -14,11 +15,14 @@ type Status struct {
 	Version  string `json:"version"`
 	Mode     Mode   `json:"mode"`
 	Hostname string `json:"hostname"`
+	// Board is the hardware (device-tree model or DMI product name).
+	Board string `json:"board,omitempty"`
 	// Started is when the process started; Uptime is in seconds.
 	Started       time.Time `json:"started"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	// Ready is true once every service has been running.
 	Ready      bool               `json:"ready"`
+	Time       TimeSync           `json:"time"`
 	Interfaces []Interface        `json:"interfaces"`
 	Services   []supervise.Status `json:"services"`
 	Config     ConfigStatus       `json:"config"`
@@ -50,6 +54,34 @@ type Interface struct {
 	// Configured: listed in [[interface]]; Role is its role then.
 	Configured bool   `json:"configured"`
 	Role       string `json:"role,omitempty"`
+	// XDP is the discovery fast path's mode on the interface ("native",
+	// "generic", "off"); empty where discovery does not run.
+	XDP string `json:"xdp,omitempty"`
+}
+
+// TimeSync is the state of the clock: certificates, segment ages and the
+// event log's times depend on it.
+type TimeSync struct {
+	// Now is the box's time, to compare with a watch.
+	Now time.Time `json:"now"`
+	// Synced: the clock is disciplined (by NTP).
+	Synced bool `json:"synced"`
+	// Source says who reports it.
+	Source string `json:"source"`
+	// EstimatedErrorSeconds is the kernel's estimate when synced.
+	EstimatedErrorSeconds float64 `json:"estimated_error_seconds,omitempty"`
+}
+
+// withXDPModes fills in each interface's XDP mode from discovery.
+func withXDPModes(ifaces []Interface, d report.Discovery) []Interface {
+	for _, di := range d.Interfaces {
+		for i := range ifaces {
+			if ifaces[i].Name == di.Name {
+				ifaces[i].XDP = di.XDPMode
+			}
+		}
+	}
+	return ifaces
 }
 
 // ConfigStatus says where the configuration came from and whether the box

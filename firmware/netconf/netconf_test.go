@@ -23,7 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/outpost-appliance/outpost/firmware/config"
-	"github.com/outpost-appliance/outpost/firmware/internal/netnstest"
+	"github.com/outpost-appliance/outpost/firmware/netnstest"
 )
 
 // The network code changes the network of the process that runs it, as

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/outpost-appliance/outpost/firmware/api"
-	"github.com/outpost-appliance/outpost/firmware/internal/netnstest"
+	"github.com/outpost-appliance/outpost/firmware/netnstest"
 )
 
 // bootEnv makes this test binary, started as "init" in fresh namespaces,
