@@ -14,7 +14,9 @@ import (
 	"github.com/outpost-appliance/outpost/cache/store"
 	"github.com/outpost-appliance/outpost/firmware/api"
 	"github.com/outpost-appliance/outpost/firmware/config"
+	"github.com/outpost-appliance/outpost/firmware/events"
 	"github.com/outpost-appliance/outpost/firmware/supervise"
+	leader "github.com/outpost-appliance/outpost/leader/service"
 )
 
 // Options describe one run of the appliance.
@@ -37,8 +39,14 @@ type Options struct {
 	// started before the others.
 	System []Spec
 	Logger *slog.Logger
+	// TimeSync reports the clock's state for the status (nil: the
+	// kernel's, api.KernelTimeSync).
+	TimeSync func() api.TimeSync
 	// Supervise tunes the supervisor (tests).
 	Supervise supervise.Options
+	// HistoryInterval is how often the status page's traffic history is
+	// sampled (default a minute; tests shorten it).
+	HistoryInterval time.Duration
 }
 
 // Spec is a service and the names of the services it starts after.
@@ -51,9 +59,13 @@ type Spec struct {
 type App struct {
 	Supervisor *supervise.Supervisor
 	API        *api.Server
-	log        *slog.Logger
-	version    string
-	started    time.Time
+	// Leader is the subnet-leader service (its Stats feed the API).
+	Leader *leader.Service
+	// Events is the event log (docs/events.md), on the data partition.
+	Events  *events.Log
+	log     *slog.Logger
+	version string
+	started time.Time
 }
 
 // New builds the services that the configuration asks for.
@@ -72,6 +84,9 @@ func New(opts Options) (*App, error) {
 		log.Error("API token unreadable; changes over the API are refused", "err", err)
 	}
 	hosted := hostedCache(opts, log)
+	lead := subnetLeader(opts, hosted, log)
+	leaderStats := leaderReport{svc: lead, sup: sup, forward: opts.Config.Leader.Forward}
+	obs := observe(opts, log, sup, hosted, leaderStats, leaderStats)
 	server := api.New(api.Options{
 		Thumbprint:   hosted.Thumbprint,
 		Version:      opts.Version,
@@ -84,16 +99,40 @@ func New(opts Options) (*App, error) {
 		Power:        opts.Power,
 		Token:        token,
 		Logger:       log,
+
+		ReadOnlyAnonymous: opts.Config.API.ReadOnlyAnonymous,
+		Report:            obs.report,
+		Events:            obs.events,
+		History:           obs.history,
+		TimeSync:          opts.TimeSync,
 	})
 
 	specs := append([]Spec(nil), opts.System...)
-	specs = append(specs, Spec{Service: server.Service(string(opts.Config.API.Listen))}, Spec{Service: hosted})
+	specs = append(specs, Spec{Service: server.Service(string(opts.Config.API.Listen))}, Spec{Service: hosted},
+		Spec{Service: lead, After: []string{hosted.Name()}})
+	specs = append(specs, obs.services...)
 	for _, s := range specs {
 		if err := sup.Add(s.Service, s.After...); err != nil {
+			obs.events.Close()
 			return nil, fmt.Errorf("appliance: %w", err)
 		}
 	}
-	return &App{Supervisor: sup, API: server, log: log, version: opts.Version}, nil
+	return &App{Supervisor: sup, API: server, Leader: lead, Events: obs.events, log: log, version: opts.Version}, nil
+}
+
+// subnetLeader is the leader service of the configuration ([peer],
+// [leader], the LAN interfaces): it answers discovery from the hosted
+// cache's store, so it starts after the hosted cache.
+func subnetLeader(opts Options, hosted *hostedcache.Service, log *slog.Logger) *leader.Service {
+	log = log.With("service", "leader")
+	cfg, err := leader.FromConfig(opts.Config, hosted.Store, log)
+	if err != nil {
+		// The secret file went away since Load checked it: lead this
+		// subnet alone rather than not at all.
+		log.Error("leader: peer leaders disabled", "err", err)
+		cfg.Peers, cfg.Forward = nil, false
+	}
+	return leader.New(cfg)
 }
 
 // hostedCache is the hosted-cache service of the configuration: the
@@ -133,6 +172,7 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.Supervisor.Start(ctx); err != nil {
 		return fmt.Errorf("appliance: %w", err)
 	}
+	a.Events.Log(events.Started, events.Fields{"version": a.version, "services": len(a.Supervisor.Snapshot())})
 	go func() {
 		select {
 		case <-a.Supervisor.Ready():
@@ -147,5 +187,11 @@ func (a *App) Start(ctx context.Context) error {
 // Stop stops the services in reverse order within ctx's deadline.
 func (a *App) Stop(ctx context.Context) error {
 	a.log.Info("stopping services")
-	return a.Supervisor.Stop(ctx)
+	err := a.Supervisor.Stop(ctx)
+	// Last, so that what the services logged while stopping is kept.
+	a.Events.Log(events.Stopped, events.Fields{"version": a.version})
+	if cerr := a.Events.Close(); cerr != nil {
+		a.log.Error("closing the event log", "err", cerr)
+	}
+	return err
 }

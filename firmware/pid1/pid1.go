@@ -115,8 +115,11 @@ func (b *boot) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	system := b.network(ctx, cfg)
+	var timeSync func() api.TimeSync // nil: the kernel's state
 	if len(cfg.Time.NTP) > 0 {
-		system = append(system, appliance.Spec{Service: ntpService(cfg.Time.NTP, clockPath, b.log)})
+		ntp := &ntpState{}
+		timeSync = ntp.timeSync
+		system = append(system, appliance.Spec{Service: ntpService(cfg.Time.NTP, clockPath, b.log, ntp)})
 	}
 
 	power := make(chan api.PowerAction, 1)
@@ -134,8 +137,9 @@ func (b *boot) run() {
 			default:
 			}
 		},
-		System: system,
-		Logger: b.log,
+		System:   system,
+		Logger:   b.log,
+		TimeSync: timeSync,
 	})
 	if err == nil {
 		err = app.Start(ctx)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/u-root/u-root/pkg/ntpdate"
 	"github.com/u-root/u-root/pkg/watchdog"
 
+	"github.com/outpost-appliance/outpost/firmware/api"
 	"github.com/outpost-appliance/outpost/firmware/supervise"
 )
 
@@ -23,7 +25,7 @@ const (
 // once: an unreachable NTP server (a closed firewall) must not hold the
 // appliance back; failures are logged, and the clock runs from the last
 // known time meanwhile.
-func ntpService(servers []string, clockPath string, log *slog.Logger) supervise.Service {
+func ntpService(servers []string, clockPath string, log *slog.Logger, state *ntpState) supervise.Service {
 	return supervise.Func{ServiceName: "ntp", Fn: func(ctx context.Context, ready func()) error {
 		ready()
 		_, rtcErr := os.Stat("/dev/rtc0")
@@ -41,12 +43,41 @@ func ntpService(servers []string, clockPath string, log *slog.Logger) supervise.
 				continue
 			}
 			log.Info("clock synced by NTP", "server", server, "offset_seconds", offset)
+			state.synced(server, time.Now())
 			if err := SaveClock(clockPath, time.Now()); err != nil {
 				log.Warn("saving the clock", "err", err)
 			}
 			wait = ntpInterval
 		}
 	}}
+}
+
+// ntpState is what the status shows of NTP: ntpdate sets the clock with
+// settimeofday, so the kernel's own sync flag never says it.
+type ntpState struct {
+	mu     sync.Mutex
+	server string
+	last   time.Time
+}
+
+func (n *ntpState) synced(server string, at time.Time) {
+	n.mu.Lock()
+	n.server, n.last = server, at
+	n.mu.Unlock()
+}
+
+// timeSync reports the clock synced while the last NTP sync is recent
+// (two resync intervals: one failed resync is not yet a problem).
+func (n *ntpState) timeSync() api.TimeSync {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	ts := api.TimeSync{Now: now.UTC(), Source: "ntp (never synced yet)"}
+	if !n.last.IsZero() {
+		ts.Source = "ntp " + n.server + ", last synced " + n.last.UTC().Format(time.RFC3339)
+		ts.Synced = now.Sub(n.last) < 2*ntpInterval
+	}
+	return ts
 }
 
 // petWatchdog keeps the hardware watchdog (/dev/watchdog) from resetting

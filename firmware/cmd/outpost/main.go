@@ -16,6 +16,7 @@ import (
 	"github.com/outpost-appliance/outpost/firmware/getcmd"
 	"github.com/outpost-appliance/outpost/firmware/offercmd"
 	"github.com/outpost-appliance/outpost/firmware/pid1"
+	"github.com/outpost-appliance/outpost/firmware/probecmd"
 )
 
 const usage = `usage: outpost <command> [arguments]
@@ -23,10 +24,13 @@ const usage = `usage: outpost <command> [arguments]
 Commands:
   run      run the appliance's services as a daemon on this host
   status   print the live state of a running outpost (from its API)
+  segments list the segments a running outpost holds, or purge one
+  events   print the event log of a running outpost
   config   check a configuration file, or print the commented default one
   ci       content information tools: hash a file, show or verify a .ci file
   get      fetch content from a peer or hosted cache and verify every block
   offer    offer a file to a hosted cache as a Windows client would
+  probe    multicast discovery probes for a .ci file's segments and print who answers
   version  print the version
 
 As the image's /init (PID 1), outpost boots the appliance instead.
@@ -54,6 +58,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDaemon(ctx, args[1:], stderr)
 	case "status":
 		return runStatus(ctx, args[1:], stdout, stderr)
+	case "segments":
+		return runSegments(ctx, args[1:], stdout, stderr)
+	case "events":
+		return runEvents(ctx, args[1:], stdout, stderr)
 	case "config":
 		return runConfig(args[1:], stdout, stderr)
 	case "ci":
@@ -62,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return getcmd.Run(ctx, args[1:], stdout, stderr)
 	case "offer":
 		return offercmd.Run(ctx, args[1:], stdout, stderr)
+	case "probe":
+		return probecmd.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "outpost", version())
 		return 0

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/outpost-appliance/outpost/firmware/api"
@@ -17,7 +18,7 @@ Prints the live state of a running outpost (appliance or daemon) from its
 API: version, uptime, configuration errors, services, interfaces.
 
   --api URL      the instance's API (default ` + api.DefaultURL + `)
-  --token TOKEN  bearer token, when anonymous reads are off
+  --token TOKEN  bearer token (default $OUTPOST_TOKEN), when anonymous reads are off
   --json         print the raw JSON of GET /api/v1/status
 `
 
@@ -27,7 +28,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, statusUsage) }
 	url := fs.String("api", api.DefaultURL, "")
-	token := fs.String("token", "", "")
+	token := fs.String("token", os.Getenv("OUTPOST_TOKEN"), "")
 	asJSON := fs.Bool("json", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -48,6 +49,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err := api.WriteStatus(stdout, st, time.Now()); err != nil {
 		fmt.Fprintf(stderr, "outpost status: %v\n", err)
 		return 1
+	}
+	if cache, _, err := client.Cache(ctx); err == nil {
+		fmt.Fprintln(stdout)
+		api.WriteCacheSummary(stdout, cache)
 	}
 	if st.Config.SafeMode {
 		return 3 // scripts can tell a box in safe mode
