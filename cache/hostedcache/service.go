@@ -39,6 +39,9 @@ type Config struct {
 type Service struct {
 	cfg   Config
 	stats Stats
+	// pullObservers are told of every pull besides the statistics (the
+	// appliance's event log).
+	pullObservers []PullObserver
 
 	mu    sync.Mutex
 	store *store.Store
@@ -48,6 +51,10 @@ type Service struct {
 
 // New returns a hosted-cache service for cfg.
 func New(cfg Config) *Service { return &Service{cfg: cfg} }
+
+// ObservePulls adds an observer of pulls (each success and failure, with
+// the error); call it before Run.
+func (s *Service) ObservePulls(o PullObserver) { s.pullObservers = append(s.pullObservers, o) }
 
 // Name implements the supervisor's Service.
 func (s *Service) Name() string { return "hosted-cache" }
@@ -114,7 +121,7 @@ func (s *Service) Run(ctx context.Context, ready func()) error {
 	pullCtx, stopPulling := context.WithCancel(ctx)
 	defer stopPulling()
 	cache := &Cache{Store: st, Stats: &s.stats, Logger: log}
-	cache.Puller = &Puller{Client: &retrieval.Client{}, Sink: cache, Observer: &s.stats, Logger: log}
+	cache.Puller = &Puller{Client: &retrieval.Client{}, Sink: cache, Observer: append(pullObservers{&s.stats}, s.pullObservers...), Logger: log}
 	blocks := &retrieval.Server{Source: cache.Source(), MaxActive: s.cfg.MaxUploads, Observer: &s.stats, Logger: log}
 	hosted := Handler(&OfferServer{Offers: cache, Logger: log}, blocks)
 

@@ -86,3 +86,18 @@ func (s *Stats) Snapshot() map[string]TagCounters {
 	}
 	return out
 }
+
+// pullObservers tells each of several observers of every pull.
+type pullObservers []PullObserver
+
+func (os pullObservers) Pulled(segmentID []byte, tag string, blocks, bytes int) {
+	for _, o := range os {
+		o.Pulled(segmentID, tag, blocks, bytes)
+	}
+}
+
+func (os pullObservers) PullFailed(segmentID []byte, tag string, peer netip.AddrPort, err error) {
+	for _, o := range os {
+		o.PullFailed(segmentID, tag, peer, err)
+	}
+}

@@ -56,6 +56,8 @@ func observe(opts Options, log *slog.Logger, sup interface{ Snapshot() []supervi
 		CountersSince: started,
 		LowDiskFloor:  floor,
 	})
+	// Each failed pull is an event (14, or 6401 when the data failed its hash).
+	hosted.ObservePulls(watch.PullEvents{Events: evlog})
 	hist := history.New(history.DefaultSize, opts.HistoryInterval)
 	return &observation{
 		events:  evlog,
@@ -66,9 +68,6 @@ func observe(opts Options, log *slog.Logger, sup interface{ Snapshot() []supervi
 			{Service: watch.Service(watch.Options{
 				Events: evlog, Store: hosted.Store, Supervisor: sup, LowDiskFloor: floor, Logger: log,
 				Leaders: reporter.Leaders,
-				// Until the hosted cache reports each failed pull to
-				// watch.PullEvents, failures are counted per tag.
-				TagStats: hosted.Stats,
 			})},
 		},
 	}
