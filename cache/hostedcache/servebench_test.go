@@ -6,7 +6,6 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -186,13 +185,7 @@ http {
 // storeWith opens a segment store on disk holding the blocks, each as
 // block 0 of a one-block V1 segment offered without hashes (kept as sent).
 func storeWith(b *testing.B, ids, blocks [][]byte) retrieval.Source {
-	opts := store.DefaultOptions(b.TempDir())
-	opts.Logger = slog.New(slog.DiscardHandler)
-	st, err := store.Open(context.Background(), opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	st := openStore(b)
 	ctx := context.Background()
 	iv := make([]byte, 16)
 	for i, id := range ids {
