@@ -17,10 +17,20 @@ import (
 )
 
 // Partition labels the image builder gives the appliance's filesystems.
+// A FAT label holds at most 11 characters, so the boot filesystem is
+// labelled OUTPOSTBOOT (see fatLabel); OUTPOST-BOOT is its GPT partition
+// name.
 const (
 	BootLabel = "OUTPOST-BOOT" // FAT: loader, kernel, outpost.toml
 	DataLabel = "OUTPOST-DATA" // ext4: the store, the log ring, the clock
 )
+
+// fatLabel is the form a label takes on a FAT filesystem: upper case, no
+// hyphens, at most 11 characters (OUTPOST-BOOT → OUTPOSTBOOT).
+func fatLabel(label string) string {
+	l := strings.ToUpper(strings.ReplaceAll(label, "-", ""))
+	return l[:min(len(l), 11)]
+}
 
 // Filesystem is a block device holding a filesystem with a label.
 type Filesystem struct {
@@ -39,7 +49,7 @@ func FindByLabel(label string) (*Filesystem, error) {
 	}
 	for _, d := range devs {
 		fs, err := readLabel(d.DevicePath())
-		if err == nil && fs.Label == label {
+		if err == nil && (fs.Label == label || fs.Type == "vfat" && fs.Label == fatLabel(label)) {
 			return fs, nil
 		}
 	}

@@ -162,3 +162,11 @@ func TestFindAndMountByLabel(t *testing.T) {
 		t.Errorf("WaitForLabel for a missing label = %v after %v", err, time.Since(start))
 	}
 }
+
+func TestFATLabel(t *testing.T) {
+	for label, want := range map[string]string{BootLabel: "OUTPOSTBOOT", "otb32": "OTB32", "a-much-longer-label": "AMUCHLONGER"} {
+		if got := fatLabel(label); got != want {
+			t.Errorf("fatLabel(%q) = %q, want %q", label, got, want)
+		}
+	}
+}
