@@ -48,10 +48,13 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -cpu 1,$$(nproc) ./peerdist/pccrc | tee $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench . $$($(GO) list ./peerdist/... | grep -v /pccrc$$) | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cache/store | tee -a $(BIN)/bench.txt
+	@command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx
+	$(GO) test -run '^$$' -bench 'ServeBlocks' -benchtime 20000x ./cache/hostedcache | tee -a $(BIN)/bench.txt
 	@awk '$$1 ~ /^Benchmark/ { name = $$1; cpu = 1; if (match(name, /-[0-9]+$$/)) { cpu = substr(name, RSTART + 1); name = substr(name, 1, RSTART - 1) } \
 	    sub(/#[0-9]+$$/, "", name); \
 	    cpus[cpu] = 1; for (i = 2; i < NF; i++) { if ($$(i+1) == "MB/s" && $$i > rate[name, cpu]) rate[name, cpu] = $$i; \
-	      if ($$(i+1) == "peak-anon-MiB" && $$i > rss[name, cpu]) rss[name, cpu] = $$i } } \
+	      if ($$(i+1) == "peak-anon-MiB" && $$i > rss[name, cpu]) rss[name, cpu] = $$i; \
+	      if ($$(i+1) == "req/s") reqs[name, cpu] = $$i; if ($$(i+1) == "p99-ms") p99[name, cpu] = $$i } } \
 	  function ratio(a, b, goal,   c) { for (c in cpus) if (((a, c) in rate) && ((b, c) in rate)) \
 	    printf "%-40s %5.2fx  (%d core(s): %.0f vs %.0f MB/s; goal %s)\n", \
 	      substr(a, 10) " / " substr(b, 10), rate[a, c] / rate[b, c], c, rate[a, c], rate[b, c], goal } \
@@ -65,7 +68,10 @@ bench:
 	    ratio("BenchmarkStore/Store/Ingest", "BenchmarkStore/PlainFiles/Ingest", ">= 0.8x"); \
 	    ratio("BenchmarkStore/Store/Read", "BenchmarkStore/PlainFiles/Read", "none; reads check a CRC32C"); \
 	    for (k in rss) { split(k, parts, SUBSEP); if (parts[1] ~ /^BenchmarkStore\/Store\//) \
-	      printf "%-40s %5.1f MiB peak anonymous RSS (%d core(s); goal < 150 MiB)\n", substr(parts[1], 10), rss[k], parts[2] } }' $(BIN)/bench.txt
+	      printf "%-40s %5.1f MiB peak anonymous RSS (%d core(s); goal < 150 MiB)\n", substr(parts[1], 10), rss[k], parts[2] } \
+	    for (c in cpus) { o = "BenchmarkServeBlocks/outpost"; n = "BenchmarkServeBlocks/nginx"; if (((o, c) in reqs) && ((n, c) in reqs)) \
+	      printf "%-40s %5.2fx  (%.0f vs %.0f req/s of 64 KiB blocks, 32 clients; p99 %.1f vs %.1f ms; goal >= 1.0x)\n", \
+	        "ServeBlocks outpost / nginx", reqs[o, c] / reqs[n, c], reqs[o, c], reqs[n, c], p99[o, c], p99[n, c] } }' $(BIN)/bench.txt
 
 ## image: build the image of one board (BOARD=qemu-amd64, qemu-arm64,
 ## pc-amd64 or rpi) into build/$(BOARD)/: vmlinuz, initramfs.cpio.gz and
