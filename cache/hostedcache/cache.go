@@ -21,7 +21,16 @@ type Cache struct {
 	Store  *store.Store
 	Puller *Puller
 	Stats  *Stats
-	Logger *slog.Logger
+	// Observer, if set, is told of offered segments that will not be
+	// cached.
+	Observer OfferObserver
+	Logger   *slog.Logger
+}
+
+func (c *Cache) notCached(peer netip.AddrPort, segmentID []byte, tag string, err error) {
+	if c.Observer != nil {
+		c.Observer.OfferNotCached(peer, segmentID, tag, err)
+	}
 }
 
 func (c *Cache) logger() *slog.Logger {
@@ -60,6 +69,7 @@ func (c *Cache) SegmentInfo(ctx context.Context, peer netip.AddrPort, contentTag
 		id, err := c.Store.AddSegmentInfo(ctx, pccrc.V1, ci.Algo, seg, contentTag)
 		if err != nil {
 			c.logger().Info("hosted cache: segment info not usable", "peer", peer, "segment", i, "err", err)
+			c.notCached(peer, ci.ID(i), tag, err)
 			continue
 		}
 		c.Puller.Enqueue(peer, id, tag)
@@ -79,6 +89,7 @@ func (c *Cache) BatchedOffer(ctx context.Context, peer netip.AddrPort, segments 
 		offer := store.SegmentOffer{SegmentID: d.HoHoDk[:], Version: version, Size: d.SegmentSize, ContentTag: d.ContentTag}
 		if err := c.Store.AddOffer(ctx, offer); err != nil {
 			c.logger().Info("hosted cache: batched offer not usable", "peer", peer, "err", err)
+			c.notCached(peer, d.HoHoDk[:], tag, err)
 			continue
 		}
 		c.Puller.Enqueue(peer, d.HoHoDk[:], tag)

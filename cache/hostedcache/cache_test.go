@@ -151,3 +151,40 @@ func BenchmarkBatchedOffer128(b *testing.B) {
 		cache.BatchedOffer(context.Background(), peer, batchedOffer(128))
 	}
 }
+
+// countingOffers records offers not taken.
+type countingOffers struct {
+	mu                 sync.Mutex
+	notCached, dropped int
+}
+
+func (c *countingOffers) OfferNotCached(netip.AddrPort, []byte, string, error) {
+	c.mu.Lock()
+	c.notCached++
+	c.mu.Unlock()
+}
+
+func (c *countingOffers) OfferMalformed(string, error) {
+	c.mu.Lock()
+	c.dropped++
+	c.mu.Unlock()
+}
+
+// Offers that are not taken reach the observer: a segment offered again
+// with another size (a conflict with the store), and a malformed message.
+func TestOffersNotTakenAreObserved(t *testing.T) {
+	st := openStore(t)
+	seen := &countingOffers{}
+	cache := &Cache{Store: st, Stats: &Stats{}, Puller: &Puller{}, Observer: seen}
+	peer := netip.MustParseAddrPort("127.0.0.1:1")
+	offer := batchedOffer(1)
+	cache.BatchedOffer(context.Background(), peer, offer)
+	offer[0].SegmentSize = 1000
+	cache.BatchedOffer(context.Background(), peer, offer)
+	h := Handler(&OfferServer{Offers: cache, Observer: seen}, &retrieval.Server{Source: cache.Source()})
+	req := httptest.NewRequest(http.MethodPost, pchc.PathV2, bytes.NewReader([]byte("garbage")))
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if seen.notCached != 1 || seen.dropped != 1 {
+		t.Errorf("observed %d not cached, %d malformed; want 1 and 1", seen.notCached, seen.dropped)
+	}
+}

@@ -38,7 +38,19 @@ type Offers interface {
 // all everywhere costs nothing (protocols.md §4.1).
 type OfferServer struct {
 	Offers Offers
-	Logger *slog.Logger
+	// Observer, if set, is told of every dropped (malformed) offer.
+	Observer OfferObserver
+	Logger   *slog.Logger
+}
+
+// OfferObserver is told of offers that are not taken, for the event log.
+// Its methods must not block.
+type OfferObserver interface {
+	// OfferNotCached: an offered segment will not be cached (its content
+	// information is unusable, or it conflicts with what the store knows).
+	OfferNotCached(peer netip.AddrPort, segmentID []byte, tag string, err error)
+	// OfferMalformed: an offer message was dropped as malformed.
+	OfferMalformed(remote string, err error)
 }
 
 func (s *OfferServer) logger() *slog.Logger {
@@ -115,6 +127,9 @@ func peerAddr(remote string) (netip.AddrPort, error) {
 
 func (s *OfferServer) drop(w http.ResponseWriter, r *http.Request, why string) {
 	s.logger().Debug("pchc: dropped malformed offer", "remote", r.RemoteAddr, "reason", why)
+	if s.Observer != nil {
+		s.Observer.OfferMalformed(r.RemoteAddr, errors.New(why))
+	}
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusBadRequest)
 }

@@ -42,6 +42,7 @@ type Service struct {
 	// pullObservers are told of every pull besides the statistics (the
 	// appliance's event log).
 	pullObservers []PullObserver
+	offerObserver OfferObserver
 
 	mu    sync.Mutex
 	store *store.Store
@@ -55,6 +56,9 @@ func New(cfg Config) *Service { return &Service{cfg: cfg} }
 // ObservePulls adds an observer of pulls (each success and failure, with
 // the error); call it before Run.
 func (s *Service) ObservePulls(o PullObserver) { s.pullObservers = append(s.pullObservers, o) }
+
+// ObserveOffers sets the observer of offers not taken; call it before Run.
+func (s *Service) ObserveOffers(o OfferObserver) { s.offerObserver = o }
 
 // Name implements the supervisor's Service.
 func (s *Service) Name() string { return "hosted-cache" }
@@ -120,10 +124,10 @@ func (s *Service) Run(ctx context.Context, ready func()) error {
 
 	pullCtx, stopPulling := context.WithCancel(ctx)
 	defer stopPulling()
-	cache := &Cache{Store: st, Stats: &s.stats, Logger: log}
+	cache := &Cache{Store: st, Stats: &s.stats, Observer: s.offerObserver, Logger: log}
 	cache.Puller = &Puller{Client: &retrieval.Client{}, Sink: cache, Observer: append(pullObservers{&s.stats}, s.pullObservers...), Logger: log}
 	blocks := &retrieval.Server{Source: cache.Source(), MaxActive: s.cfg.MaxUploads, Observer: &s.stats, Logger: log}
-	hosted := Handler(&OfferServer{Offers: cache, Logger: log}, blocks)
+	hosted := Handler(&OfferServer{Offers: cache, Observer: s.offerObserver, Logger: log}, blocks)
 
 	servers := []struct {
 		name, addr string

@@ -58,6 +58,8 @@ func observe(opts Options, log *slog.Logger, sup interface{ Snapshot() []supervi
 	})
 	// Each failed pull is an event (14, or 6401 when the data failed its hash).
 	hosted.ObservePulls(watch.PullEvents{Events: evlog})
+	// Offers not taken are events too (11, 6402).
+	hosted.ObserveOffers(watch.OfferEvents{Events: evlog})
 	hist := history.New(history.DefaultSize, opts.HistoryInterval)
 	return &observation{
 		events:  evlog,

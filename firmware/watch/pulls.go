@@ -26,3 +26,18 @@ func (p PullEvents) PullFailed(segmentID []byte, tag string, peer netip.AddrPort
 	}
 	p.Events.Log(id, events.Fields{"segment": hex.EncodeToString(segmentID), "tag": tag, "peer": peer.String(), "error": err.Error()})
 }
+
+// OfferEvents logs offers that are not taken: OfferNotCached (11) for a
+// segment that will not be cached, OfferMalformed (6402) for a dropped
+// message. It is a hostedcache.OfferObserver.
+type OfferEvents struct{ Events *events.Log }
+
+// OfferNotCached implements hostedcache.OfferObserver.
+func (o OfferEvents) OfferNotCached(peer netip.AddrPort, segmentID []byte, tag string, err error) {
+	o.Events.Log(events.OfferNotCached, events.Fields{"segment": hex.EncodeToString(segmentID), "tag": tag, "peer": peer.String(), "error": err.Error()})
+}
+
+// OfferMalformed implements hostedcache.OfferObserver.
+func (o OfferEvents) OfferMalformed(remote string, err error) {
+	o.Events.Log(events.OfferMalformed, events.Fields{"remote": remote, "error": err.Error()})
+}
