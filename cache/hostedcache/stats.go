@@ -7,15 +7,6 @@ import (
 	"github.com/outpost-appliance/outpost/peerdist/pchc"
 )
 
-const numTags = 5
-
-// tagNames are the content tag names statistics are kept for, as a Windows
-// hosted cache keeps them (MS-PCHC footnote <8>); anything else counts as
-// Other, the last.
-func tagNames() [numTags]string {
-	return [...]string{pchc.TagWinINet, pchc.TagWebIO, pchc.TagBITS, pchc.TagSMB, pchc.TagOther}
-}
-
 // TagCounters are the counters of one content tag.
 type TagCounters struct {
 	Offers       uint64 `json:"offers"`
@@ -35,18 +26,11 @@ type tagCounters struct {
 // retrieval.Observer and a PullObserver; all methods are safe for
 // concurrent use and never block.
 type Stats struct {
-	tags [numTags]tagCounters
+	tags [pchc.NumTags]tagCounters
 }
 
-func (s *Stats) counters(tag string) *tagCounters {
-	names := tagNames()
-	for i, name := range names {
-		if name == tag {
-			return &s.tags[i]
-		}
-	}
-	return &s.tags[len(names)-1]
-}
+// counters are those of a tag name; unknown names count as Other.
+func (s *Stats) counters(tag string) *tagCounters { return &s.tags[pchc.TagIndex(tag)] }
 
 // Offered counts an offered segment.
 func (s *Stats) Offered(tag string) { s.counters(tag).offers.Add(1) }
@@ -75,9 +59,8 @@ func (s *Stats) PullFailed(_ []byte, tag string, _ netip.AddrPort, _ error) {
 
 // Snapshot returns the counters by tag name.
 func (s *Stats) Snapshot() map[string]TagCounters {
-	names := tagNames()
-	out := make(map[string]TagCounters, len(names))
-	for i, name := range names {
+	out := make(map[string]TagCounters, pchc.NumTags)
+	for i, name := range pchc.TagNames() {
 		c := &s.tags[i]
 		out[name] = TagCounters{
 			Offers: c.offers.Load(), BlocksPulled: c.blocksPulled.Load(), BytesPulled: c.bytesPulled.Load(),

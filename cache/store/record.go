@@ -205,21 +205,13 @@ func keyAndHash(b []byte, version pccrc.Version, index uint32) (secret, want []b
 // (pchc.TagName), kept as bits so per-tag statistics need no strings.
 type tagSet uint8
 
-var tagNames = [...]string{pchc.TagWinINet, pchc.TagWebIO, pchc.TagBITS, pchc.TagSMB, pchc.TagOther}
-
 func tagOf(contentTag []byte) tagSet {
-	name := pchc.TagName(contentTag)
-	for i, n := range tagNames {
-		if n == name {
-			return 1 << i
-		}
-	}
-	return 1 << (len(tagNames) - 1)
+	return 1 << pchc.TagIndex(pchc.TagName(contentTag))
 }
 
 func (t tagSet) names() []string {
 	var out []string
-	for i, n := range tagNames {
+	for i, n := range pchc.TagNames() {
 		if t&(1<<i) != 0 {
 			out = append(out, n)
 		}

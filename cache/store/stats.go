@@ -2,6 +2,8 @@ package store
 
 import (
 	"sync"
+
+	"github.com/outpost-appliance/outpost/peerdist/pchc"
 )
 
 // Stats are the store's figures for the management API and metrics.
@@ -38,7 +40,7 @@ type counters struct {
 	heldSegments   int64
 	blocks         int64
 	verifiedBlocks int64
-	tagBytes       [len(tagNames)]int64
+	tagBytes       [pchc.NumTags]int64
 
 	evicted         map[Reason]int64
 	evictedBytes    int64
@@ -85,7 +87,7 @@ func (c *counters) apply(r *record, sign int64) {
 	}
 	c.blocks += sign * held
 	c.verifiedBlocks += sign * int64(r.verified.Len())
-	for i := range tagNames {
+	for i := range pchc.NumTags {
 		if r.tags&(1<<i) != 0 {
 			c.tagBytes[i] += sign * n
 		}
@@ -96,7 +98,7 @@ func (c *counters) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bytes, c.segments, c.heldSegments, c.blocks, c.verifiedBlocks = 0, 0, 0, 0, 0
-	c.tagBytes = [len(tagNames)]int64{}
+	c.tagBytes = [pchc.NumTags]int64{}
 }
 
 // Stats returns the current figures. A segment offered under several
@@ -112,7 +114,7 @@ func (s *Store) Stats() Stats {
 		HeldSegments:   c.heldSegments,
 		Blocks:         c.blocks,
 		VerifiedBlocks: c.verifiedBlocks,
-		TagBytes:       make(map[string]int64, len(tagNames)),
+		TagBytes:       make(map[string]int64, pchc.NumTags),
 		Evicted:        make(map[Reason]int64, len(c.evicted)),
 		EvictedBytes:   c.evictedBytes,
 		Deleted:        c.deleted,
@@ -126,7 +128,7 @@ func (s *Store) Stats() Stats {
 		FilesystemSize: c.fsSize,
 		FilesystemFree: c.fsFree,
 	}
-	for i, name := range tagNames {
+	for i, name := range pchc.TagNames() {
 		st.TagBytes[name] = c.tagBytes[i]
 	}
 	st.FailedPuts = s.failedPuts.Load()

@@ -68,7 +68,8 @@ type Disk struct {
 
 // TagNames are the content tags counters are kept for, in display order.
 func TagNames() []string {
-	return []string{pchc.TagWinINet, pchc.TagWebIO, pchc.TagBITS, pchc.TagSMB, pchc.TagOther}
+	names := pchc.TagNames()
+	return names[:]
 }
 
 // Cache reports the cache.

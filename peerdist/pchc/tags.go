@@ -14,6 +14,27 @@ const (
 // content tag (MS-PCHC footnote <8>). It is a string so it can be constant.
 const SMBContentTag = "\x35\xdb\x04\x5d\x14\x23\x45\x53\xa0\x51\x0d\xc2\xe1\x5e\x6c\x4c"
 
+// NumTags is how many names TagName returns.
+const NumTags = 5
+
+// TagNames lists the names TagName returns, TagOther last: a hosted cache
+// keeps its statistics per name.
+func TagNames() [NumTags]string {
+	return [...]string{TagWinINet, TagWebIO, TagBITS, TagSMB, TagOther}
+}
+
+// TagIndex returns the position of a tag name in TagNames; a name that is
+// not there counts as TagOther.
+func TagIndex(name string) int {
+	names := TagNames()
+	for i, n := range names {
+		if n == name {
+			return i
+		}
+	}
+	return NumTags - 1
+}
+
 // TagName classifies a content tag as TagWinINet, TagWebIO, TagBITS, TagSMB
 // or TagOther.
 //

@@ -73,3 +73,14 @@ func utf16LEForTest(ascii string) []byte {
 	}
 	return out
 }
+
+func TestTagIndex(t *testing.T) {
+	for i, name := range TagNames() {
+		if TagIndex(name) != i {
+			t.Errorf("TagIndex(%q) = %d, want %d", name, TagIndex(name), i)
+		}
+	}
+	if TagIndex("something else") != NumTags-1 || TagNames()[NumTags-1] != TagOther {
+		t.Error("an unknown name must count as Other")
+	}
+}
