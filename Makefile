@@ -54,7 +54,8 @@ bench:
 	    sub(/#[0-9]+$$/, "", name); \
 	    cpus[cpu] = 1; for (i = 2; i < NF; i++) { if ($$(i+1) == "MB/s" && $$i > rate[name, cpu]) rate[name, cpu] = $$i; \
 	      if ($$(i+1) == "peak-anon-MiB" && $$i > rss[name, cpu]) rss[name, cpu] = $$i; \
-	      if ($$(i+1) == "req/s") reqs[name, cpu] = $$i; if ($$(i+1) == "p99-ms") p99[name, cpu] = $$i } } \
+	      if ($$(i+1) == "req/s") reqs[name, cpu] = $$i; if ($$(i+1) == "p99-ms") p99[name, cpu] = $$i; \
+	      if ($$(i+1) == "server-µs/req") scpu[name, cpu] = $$i } } \
 	  function ratio(a, b, goal,   c) { for (c in cpus) if (((a, c) in rate) && ((b, c) in rate)) \
 	    printf "%-40s %5.2fx  (%d core(s): %.0f vs %.0f MB/s; goal %s)\n", \
 	      substr(a, 10) " / " substr(b, 10), rate[a, c] / rate[b, c], c, rate[a, c], rate[b, c], goal } \
@@ -71,7 +72,10 @@ bench:
 	      printf "%-40s %5.1f MiB peak anonymous RSS (%d core(s); goal < 150 MiB)\n", substr(parts[1], 10), rss[k], parts[2] } \
 	    for (c in cpus) { o = "BenchmarkServeBlocks/outpost"; n = "BenchmarkServeBlocks/nginx"; if (((o, c) in reqs) && ((n, c) in reqs)) \
 	      printf "%-40s %5.2fx  (%.0f vs %.0f req/s of 64 KiB blocks, 32 clients; p99 %.1f vs %.1f ms; goal >= 1.0x)\n", \
-	        "ServeBlocks outpost / nginx", reqs[o, c] / reqs[n, c], reqs[o, c], reqs[n, c], p99[o, c], p99[n, c] } }' $(BIN)/bench.txt
+	        "ServeBlocks outpost / nginx", reqs[o, c] / reqs[n, c], reqs[o, c], reqs[n, c], p99[o, c], p99[n, c]; \
+	      if (((o, c) in scpu) && ((n, c) in scpu) && scpu[o, c] > 0) \
+	      printf "%-40s %5.2fx  (server CPU per request: %.0f vs %.0f µs; the box'"'"'s ceiling when it serves alone)\n", \
+	        "ServeBlocks CPU efficiency outpost/nginx", scpu[n, c] / scpu[o, c], scpu[o, c], scpu[n, c] } }' $(BIN)/bench.txt
 
 ## image: build the image of one board (BOARD=qemu-amd64, qemu-arm64,
 ## pc-amd64 or rpi) into build/$(BOARD)/: vmlinuz, initramfs.cpio.gz and

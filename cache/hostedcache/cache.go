@@ -143,6 +143,17 @@ func (s storeSource) ReadBlock(ctx context.Context, segmentID []byte, index uint
 	return retrieval.Block{Crypto: blk.Crypto, IV: blk.IV, Ciphertext: blk.Ciphertext}, nil
 }
 
+// OpenBlock implements retrieval.BlockOpener: one lookup for the segment
+// and the block.
+func (s storeSource) OpenBlock(ctx context.Context, segmentID []byte, index uint32, buf []byte) (retrieval.OpenedBlock, error) {
+	blk, err := s.st.OpenBlock(ctx, segmentID, index, buf)
+	state := retrieval.SegmentState{Held: blk.Held, Tag: blk.Tag}
+	if err != nil {
+		return retrieval.OpenedBlock{State: state}, notFound(err)
+	}
+	return retrieval.OpenedBlock{State: state, Crypto: blk.Crypto, IV: blk.IV, Ciphertext: blk.Ciphertext}, nil
+}
+
 // notFound maps the store's "not held" (and "corrupt, dropped") to
 // retrieval's, which answers it with an empty reply without logging.
 func notFound(err error) error {

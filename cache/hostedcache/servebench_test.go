@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,9 +29,10 @@ import (
 // The serving benchmark: 32 concurrent keep-alive clients fetch random held
 // 64 KiB blocks over loopback, from Outpost's retrieval server and from
 // nginx serving the same MSG_BLK payloads as static files, with the same
-// client in the same run. `make bench` installs nginx and prints the ratio;
-// p99 latency is reported as a metric (iPXE gives up after 3 s to the first
-// byte).
+// client in the same run. Each server runs in a process of its own, as it
+// does on the box, so neither shares the client's Go scheduler. `make
+// bench` installs nginx and prints the ratio; p99 latency is reported as a
+// metric (iPXE gives up after 3 s to the first byte).
 const (
 	serveClients = 32
 	serveBlocks  = 256
@@ -51,32 +54,33 @@ func heldBlocks(b *testing.B) (ids [][]byte, blocks [][]byte) {
 func BenchmarkServeBlocks(b *testing.B) {
 	ids, blocks := heldBlocks(b)
 	b.Run("outpost", func(b *testing.B) {
-		src := storeWith(b, ids, blocks)
-		addr := listen(b, Handler(&OfferServer{}, &retrieval.Server{Source: src}))
+		addr, pid := startOutpost(b, ids, blocks)
 		bodies := make([][]byte, len(ids))
 		for i, id := range ids {
 			bodies[i], _ = (&pccrr.GetBlks{Crypto: pccrr.CryptoAES128, SegmentID: id, Ranges: []pccrr.BlockRange{{Index: 0, Count: 1}}}).Marshal()
 		}
 		runLoad(b, func(c *http.Client, i int) (*http.Response, error) {
 			return c.Post("http://"+addr+pccrr.Path, "application/octet-stream", bytes.NewReader(bodies[i]))
-		}, len(ids), 4+16+36+12+65552+8+16)
+		}, len(ids), 4+16+36+12+65552+8+16, pid)
 	})
 	b.Run("nginx", func(b *testing.B) {
-		addr := startNginx(b, blocks)
+		addr, pid := startNginx(b, blocks)
 		runLoad(b, func(c *http.Client, i int) (*http.Response, error) {
 			return c.Get(fmt.Sprintf("http://%s/blk/%d", addr, i))
-		}, len(ids), 65552)
+		}, len(ids), 65552, pid)
 	})
 }
 
 // runLoad runs b.N requests from serveClients keep-alive clients and
-// reports MB/s (via SetBytes), requests/s and p99 latency.
-func runLoad(b *testing.B, do func(*http.Client, int) (*http.Response, error), keys int, size int64) {
+// reports MB/s (via SetBytes), requests/s, p99 latency, and the CPU time
+// the server's processes (server, and its children) spent per request:
+// what bounds throughput on a box whose cores serve and nothing else.
+func runLoad(b *testing.B, do func(*http.Client, int) (*http.Response, error), keys int, size int64, server int) {
 	var mu sync.Mutex
 	var latencies []time.Duration
 	b.SetBytes(size)
 	b.SetParallelism((serveClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	start := time.Now()
+	start, cpu0 := time.Now(), processTreeCPU(server)
 	b.RunParallel(func(pb *testing.PB) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
 		defer client.CloseIdleConnections()
@@ -101,12 +105,37 @@ func runLoad(b *testing.B, do func(*http.Client, int) (*http.Response, error), k
 		latencies = append(latencies, mine...)
 		mu.Unlock()
 	})
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processTreeCPU(server)-cpu0
 	if len(latencies) > 0 {
 		slices.Sort(latencies)
 		b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
 		b.ReportMetric(float64(len(latencies))/elapsed.Seconds(), "req/s")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(len(latencies)), "server-µs/req")
 	}
+}
+
+// processTreeCPU is the user and system time of a process and its
+// children (nginx's workers), from /proc (clock ticks of 10 ms).
+func processTreeCPU(pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (which may hold spaces) start after ')'.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	var utime, stime int64
+	if len(fields) > 12 {
+		utime, _ = strconv.ParseInt(fields[11], 10, 64)
+		stime, _ = strconv.ParseInt(fields[12], 10, 64)
+	}
+	total := time.Duration(utime+stime) * 10 * time.Millisecond
+	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	for _, c := range strings.Fields(string(children)) {
+		if child, err := strconv.Atoi(c); err == nil {
+			total += processTreeCPU(child)
+		}
+	}
+	return total
 }
 
 func listen(b *testing.B, h http.Handler) string {
@@ -122,7 +151,7 @@ func listen(b *testing.B, h http.Handler) string {
 
 // startNginx serves the blocks as files /blk/N from an nginx of its own
 // (foreground, no default site), tuned as one would for static files.
-func startNginx(b *testing.B, blocks [][]byte) string {
+func startNginx(b *testing.B, blocks [][]byte) (addr string, pid int) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		b.Skip("nginx is not installed (make bench installs it: apt-get install nginx)")
@@ -136,7 +165,7 @@ func startNginx(b *testing.B, blocks [][]byte) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	addr := ln.Addr().String()
+	addr = ln.Addr().String()
 	ln.Close()
 	// Workers of a root nginx drop to nobody, who cannot read a test's
 	// private temporary directory.
@@ -179,12 +208,75 @@ http {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return addr
+	return addr, cmd.Process.Pid
+}
+
+// serveChildEnv names the directory of blocks a child process of the test
+// binary serves from a store of its own (TestServeBenchChild).
+const serveChildEnv = "OUTPOST_SERVEBENCH_BLOCKS"
+
+// startOutpost runs the retrieval server over a segment store holding the
+// blocks in a child process (the test binary again), and returns its
+// address.
+func startOutpost(b *testing.B, ids, blocks [][]byte) (addr string, pid int) {
+	dir := b.TempDir()
+	for i := range ids {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("%x", ids[i])), blocks[i], 0o644)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeBenchChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), serveChildEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	if _, err := fmt.Fscanln(stdout, &addr); err != nil {
+		b.Fatalf("the serving child did not start: %v", err)
+	}
+	return addr, cmd.Process.Pid
+}
+
+// TestServeBenchChild is the serving child of BenchmarkServeBlocks (and
+// skips otherwise): it stores the blocks, prints its address, and serves
+// until its stdin closes.
+func TestServeBenchChild(t *testing.T) {
+	dir := os.Getenv(serveChildEnv)
+	if dir == "" {
+		t.Skip("the serving benchmark's child process; runs only under BenchmarkServeBlocks")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids, blocks [][]byte
+	for _, e := range entries {
+		var id []byte
+		if _, err := fmt.Sscanf(e.Name(), "%x", &id); err != nil {
+			continue
+		}
+		blk, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, blocks = append(ids, id), append(blocks, blk)
+	}
+	src := storeWith(t, ids, blocks)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: Handler(&OfferServer{}, &retrieval.Server{Source: src})}
+	go srv.Serve(ln)
+	fmt.Println(ln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	srv.Close()
 }
 
 // storeWith opens a segment store on disk holding the blocks, each as
 // block 0 of a one-block V1 segment offered without hashes (kept as sent).
-func storeWith(b *testing.B, ids, blocks [][]byte) retrieval.Source {
+func storeWith(b testing.TB, ids, blocks [][]byte) retrieval.Source {
 	st := openStore(b)
 	ctx := context.Background()
 	iv := make([]byte, 16)

@@ -67,6 +67,76 @@ func (m *memSource) ReadBlock(_ context.Context, id []byte, index uint32, buf []
 	return Block{Crypto: b.Crypto, Ciphertext: buf[:n], IV: iv}, nil
 }
 
+// openerSource serves memSource's blocks through BlockOpener, laying them
+// out as the interface promises (IV, then the ciphertext, from buf[0]).
+type openerSource struct {
+	*memSource
+	scratch []byte // serial use only
+}
+
+func newOpenerSource(m *memSource) openerSource {
+	return openerSource{memSource: m, scratch: make([]byte, MaxBlockBytes)}
+}
+
+func (o openerSource) OpenBlock(ctx context.Context, id []byte, index uint32, buf []byte) (OpenedBlock, error) {
+	state, err := o.Segment(ctx, id)
+	if err != nil {
+		return OpenedBlock{}, err
+	}
+	blk, err := o.ReadBlock(ctx, id, index, o.scratch)
+	if err != nil {
+		return OpenedBlock{State: state}, err
+	}
+	n := copy(buf, blk.IV)
+	m := copy(buf[n:], blk.Ciphertext)
+	return OpenedBlock{State: state, Crypto: blk.Crypto, IV: buf[:n], Ciphertext: buf[n : n+m]}, nil
+}
+
+// The block a BlockOpener reads, framed in place, is the message the
+// ReadBlock path sends, byte for byte; misses are counted under the tag.
+func TestServerOpenerPathIsIdentical(t *testing.T) {
+	src := newMemSource()
+	id := vectors.Hex(t, v1SegmentID)
+	for _, i := range []uint32{0, 3, 7} {
+		src.put(id, i, Block{Crypto: pccrr.CryptoAES256, Ciphertext: bytes.Repeat([]byte{byte(i + 1)}, 16*(int(i)+1)), IV: bytes.Repeat([]byte{byte(0xA0 + i)}, 16)}, time.Now())
+	}
+	src.segments[string(id)].state.Tag = "BITS-4.0"
+	plain, opener := &Server{Source: src}, &Server{Source: newOpenerSource(src)}
+	obs := &countingObserver{}
+	opener.Observer = obs
+	for _, index := range []uint32{0, 1, 3, 7, 9} {
+		body, _ := (&pccrr.GetBlks{Crypto: pccrr.CryptoAES128, SegmentID: id, Ranges: []pccrr.BlockRange{{Index: index, Count: 1}}}).Marshal()
+		want, got := post(t, plain, body), post(t, opener, body)
+		if !bytes.Equal(want.Body.Bytes(), got.Body.Bytes()) || got.Header().Get("Content-Length") != strconv.Itoa(got.Body.Len()) {
+			t.Fatalf("block %d: the opener path sent %x, want %x", index, got.Body.Bytes(), want.Body.Bytes())
+		}
+	}
+	if obs.served != 3 || obs.missed["BITS-4.0"] != 2 {
+		t.Fatalf("served %d, missed %v; want 3 served, 2 missed under BITS-4.0", obs.served, obs.missed)
+	}
+}
+
+type countingObserver struct {
+	mu     sync.Mutex
+	served int
+	missed map[string]int
+}
+
+func (c *countingObserver) Served([]byte, string, uint32, int) {
+	c.mu.Lock()
+	c.served++
+	c.mu.Unlock()
+}
+
+func (c *countingObserver) Missed(_ []byte, tag string, _ uint32) {
+	c.mu.Lock()
+	if c.missed == nil {
+		c.missed = map[string]int{}
+	}
+	c.missed[tag]++
+	c.mu.Unlock()
+}
+
 func post(t *testing.T, h http.Handler, body []byte) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, pccrr.Path, bytes.NewReader(body))
@@ -251,6 +321,9 @@ func TestServeBlockAllocations(t *testing.T) {
 	}
 	serve(nil) // fill the buffer pool
 	allocs.Bounded(t, "serve a 64 KiB block", make([]byte, 65552), 0, 16<<10, serve)
+	srv.Source = newOpenerSource(src)
+	serve(nil)
+	allocs.Bounded(t, "serve a 64 KiB block through BlockOpener", make([]byte, 65552), 0, 16<<10, serve)
 }
 
 func TestMatchPath(t *testing.T) {

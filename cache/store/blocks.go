@@ -286,23 +286,9 @@ func (s *Store) ReadBlock(ctx context.Context, segmentID []byte, index uint32, b
 	defer s.mu.RUnlock()
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
-	var keyBuf [2 + 64 + 2]byte
-	key := append(append(append(keyBuf[:0], prefixBlock, byte(len(segmentID))), segmentID...), byte(index>>8), byte(index))
-	var e packEntry
-	item, err := txn.Get(key)
-	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
-		// Queued by PutBlock and not yet committed?
-		var ok bool
-		if e, ok = s.pending.get(segmentID, index); !ok {
-			return Block{}, ErrNotFound
-		}
-	case err != nil:
-		return Block{}, blockErr("read", segmentID, index, err)
-	default:
-		if err := item.Value(e.unmarshal); err != nil {
-			return Block{}, s.readFailed(segmentID, index, err)
-		}
+	e, err := s.entry(txn, segmentID, index)
+	if err != nil {
+		return Block{}, err
 	}
 	if len(buf) < int(e.length) {
 		return Block{}, blockErr("read", segmentID, index, fmt.Errorf("%w: %d bytes, need %d", ErrShortBuffer, len(buf), e.length))
@@ -313,6 +299,29 @@ func (s *Store) ReadBlock(ctx context.Context, segmentID []byte, index uint32, b
 	blk := Block{Crypto: pccrr.CryptoAlgo(e.crypto), IV: buf[:ivSize:ivSize], Ciphertext: buf[ivSize:e.length:e.length]}
 	s.access.touch(segmentID, s.opt.Now().UnixNano())
 	return blk, nil
+}
+
+// entry reads a block's index entry, or the entry of a block queued by
+// PutBlock and not yet committed.
+func (s *Store) entry(txn *badger.Txn, segmentID []byte, index uint32) (packEntry, error) {
+	var keyBuf [2 + 64 + 2]byte
+	key := append(append(append(keyBuf[:0], prefixBlock, byte(len(segmentID))), segmentID...), byte(index>>8), byte(index))
+	var e packEntry
+	item, err := txn.Get(key)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		var ok bool
+		if e, ok = s.pending.get(segmentID, index); !ok {
+			return e, ErrNotFound
+		}
+	case err != nil:
+		return e, blockErr("read", segmentID, index, err)
+	default:
+		if err := item.Value(e.unmarshal); err != nil {
+			return e, s.readFailed(segmentID, index, err)
+		}
+	}
+	return e, nil
 }
 
 // readEntry reads a block's payload from its pack into buf, checking its

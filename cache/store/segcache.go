@@ -28,6 +28,7 @@ type segMeta struct {
 	hashesKnown bool
 	held        pccrr.BlockSet
 	verified    pccrr.BlockSet
+	tags        tagSet // for serving (OpenBlock)
 }
 
 type segCache struct {
@@ -41,12 +42,12 @@ func (c *segCache) init() { c.m = make(map[string]segMeta) }
 func shardOf(id []byte) int { return int(id[0]) % segCacheShards }
 
 func metaOf(rec *record) segMeta {
-	return segMeta{version: rec.version, size: rec.size, hashesKnown: rec.hashesKnown, held: rec.held, verified: rec.verified}
+	return segMeta{version: rec.version, size: rec.size, hashesKnown: rec.hashesKnown, held: rec.held, verified: rec.verified, tags: rec.tags}
 }
 
 // record rebuilds the fields of a record a put needs.
 func (m *segMeta) record() *record {
-	return &record{version: m.version, size: m.size, hashesKnown: m.hashesKnown, held: m.held, verified: m.verified}
+	return &record{version: m.version, size: m.size, hashesKnown: m.hashesKnown, held: m.held, verified: m.verified, tags: m.tags}
 }
 
 // lookup returns a segment's cached shape, or the generation to pass to
