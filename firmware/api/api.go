@@ -182,6 +182,7 @@ func (s *Server) Status() Status {
 		Services:      []supervise.Status{},
 		Config:        ConfigStatus{Source: s.opts.ConfigSource},
 		Notices:       s.opts.Notices,
+		Memory:        readMemory(),
 	}
 	if s.opts.Thumbprint != nil {
 		st.TLSThumbprint = s.opts.Thumbprint()

@@ -119,6 +119,10 @@ func WriteStatus(w io.Writer, st *Status, now time.Time) error {
 	}
 	fmt.Fprintf(w, "outpost %s on %s (%s), up %s, %s\n", st.Version, st.Hostname, st.Mode,
 		config.FormatDuration(time.Duration(st.UptimeSeconds*float64(time.Second)).Round(time.Second)), ready)
+	if m := st.Memory; m.ProcessAnonBytes > 0 {
+		fmt.Fprintf(w, "memory: outpost %.1f MiB anonymous (Go heap %.1f MiB); box %.0f of %.0f MiB available\n",
+			mib(m.ProcessAnonBytes), mib(m.GoHeapBytes), mib(m.SystemAvailableBytes), mib(m.SystemTotalBytes))
+	}
 	if st.Board != "" {
 		fmt.Fprintf(w, "board: %s\n", st.Board)
 	}
@@ -178,3 +182,5 @@ func WriteStatus(w io.Writer, st *Status, now time.Time) error {
 	}
 	return tw.Flush()
 }
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }

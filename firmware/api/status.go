@@ -32,6 +32,7 @@ type Status struct {
 	// TLSThumbprint is the SHA-1 thumbprint of the hosted cache's HTTPS
 	// certificate, what Windows admins compare or type into netsh.
 	TLSThumbprint string `json:"tls_thumbprint,omitempty"`
+	Memory        Memory `json:"memory"`
 }
 
 // Mode says how outpost runs.

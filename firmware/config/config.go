@@ -32,6 +32,7 @@ type Config struct {
 	XDP         XDP         `toml:"xdp" json:"xdp"`
 	API         API         `toml:"api" json:"api"`
 	Log         Log         `toml:"log" json:"log"`
+	Console     Console     `toml:"console" json:"console"`
 }
 
 // Interface is one [[interface]] entry: a network interface, or an 802.1Q
@@ -163,6 +164,13 @@ type Log struct {
 	Level LogLevel `toml:"level" json:"level"`
 	// RingSize caps the log kept on the data partition across reboots.
 	RingSize Size `toml:"ring_size" json:"ring_size"`
+}
+
+// Console is [console]: the appliance's serial console.
+type Console struct {
+	// Shell offers the break-glass shell on the serial console (Enter
+	// starts it). Off, the console only shows the log.
+	Shell bool `toml:"shell" json:"shell"`
 }
 
 // ResolveSecret returns the leader secret, reading SecretFile if that is

@@ -29,10 +29,11 @@ func Default() *Config {
 			Listen:     ":1337",
 			ReplyDelay: DelayRange{Min: time.Millisecond, Max: 65 * time.Millisecond},
 		},
-		Leader: Leader{RelayListen: ":81"},
-		XDP:    XDP{Mode: XDPAuto, ProbeRatePerSource: 100},
-		API:    API{Listen: ":9000", ReadOnlyAnonymous: true},
-		Log:    Log{Level: LogInfo, RingSize: 8 << 20},
+		Leader:  Leader{RelayListen: ":81"},
+		XDP:     XDP{Mode: XDPAuto, ProbeRatePerSource: 100},
+		API:     API{Listen: ":9000", ReadOnlyAnonymous: true},
+		Log:     Log{Level: LogInfo, RingSize: 8 << 20},
+		Console: Console{Shell: true},
 	}
 }
 

@@ -149,8 +149,18 @@ func (b *boot) run() {
 	}
 	b.log.Info("services starting", "boot_seconds", time.Since(start).Seconds())
 	go petWatchdog(ctx, b.log, func() bool { return app.Supervisor.Healthy(maxDown) })
+	var reaped func(pid int)
+	if cfg.Console.Shell {
+		if g, err := newBreakGlass(b.log); err != nil {
+			b.log.Info("no break-glass shell", "err", err)
+		} else {
+			reaped = g.reaped
+			go g.run(ctx)
+			b.log.Info("break-glass shell: press Enter on this console", "device", g.device)
+		}
+	}
 
-	action := b.wait(power, clockPath)
+	action := b.wait(power, clockPath, reaped)
 	cancel()
 	b.shutdown(app, action, clockPath)
 }
@@ -286,9 +296,10 @@ func (b *boot) network(ctx context.Context, cfg *config.Config) []appliance.Spec
 }
 
 // wait serves until a signal or an API request asks to stop, reaping
-// orphans and saving the clock meanwhile. SIGTERM powers off; SIGINT
+// orphans (reporting each to reaped, if set) and saving the clock
+// meanwhile. SIGTERM powers off; SIGINT
 // (Ctrl-Alt-Del) reboots.
-func (b *boot) wait(power <-chan api.PowerAction, clockPath string) api.PowerAction {
+func (b *boot) wait(power <-chan api.PowerAction, clockPath string, reaped func(pid int)) api.PowerAction {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGCHLD)
 	tick := time.NewTicker(clockSave)
@@ -300,7 +311,7 @@ func (b *boot) wait(power <-chan api.PowerAction, clockPath string) api.PowerAct
 		case s := <-sigs:
 			switch s {
 			case unix.SIGCHLD:
-				reap()
+				reap(reaped)
 			case unix.SIGTERM:
 				b.log.Info("SIGTERM: powering off")
 				return api.PowerOff

@@ -175,15 +175,19 @@ func setHostname(name string) error {
 }
 
 // reap collects the exit status of orphaned processes that the kernel
-// re-parents to init, so they do not linger as zombies. Outpost's services
-// start no processes of their own; a service that someday does must not
-// rely on exec.Cmd.Wait under PID 1 (this may reap its child first).
-func reap() {
+// re-parents to init, so they do not linger as zombies, and tells exited
+// (may be nil) each PID it collects. Outpost's services start no processes
+// of their own; the break-glass shell learns of its exit through exited,
+// since under PID 1 this may reap a child before exec.Cmd.Wait could.
+func reap(exited func(pid int)) {
 	for {
 		var status unix.WaitStatus
 		pid, err := unix.Wait4(-1, &status, unix.WNOHANG, nil)
 		if pid <= 0 || err != nil {
 			return
+		}
+		if exited != nil {
+			exited(pid)
 		}
 	}
 }

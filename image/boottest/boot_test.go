@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -56,6 +58,7 @@ func requireTools(t *testing.T, tools ...string) {
 
 // scenario is one board's boot test.
 type scenario struct {
+	name  string // subtest name ("" = board)
 	board string
 	tool  string // the QEMU binary
 	uefi  string // OVMF code: boot the disk image through UEFI and its loader
@@ -83,9 +86,15 @@ func TestBoot(t *testing.T) {
 		{board: "qemu-amd64", tool: "qemu-system-x86_64", full: true},
 		{board: "qemu-arm64", tool: "qemu-system-aarch64", full: true},
 		{board: "pc-amd64", tool: "qemu-system-x86_64", uefi: "/usr/share/OVMF/OVMF_CODE.fd"},
+		// qemu-amd64's own disk image, through OVMF and systemd-boot.
+		{name: "qemu-amd64-uefi", board: "qemu-amd64", tool: "qemu-system-x86_64", uefi: "/usr/share/OVMF/OVMF_CODE.fd"},
 	}
 	for _, sc := range tests {
-		t.Run(sc.board, func(t *testing.T) {
+		name := sc.name
+		if name == "" {
+			name = sc.board
+		}
+		t.Run(name, func(t *testing.T) {
 			if _, err := exec.LookPath(sc.tool); err != nil {
 				t.Skipf("%s not installed (.ci/run installs it)", sc.tool)
 			}
@@ -154,6 +163,8 @@ func bootBoard(t *testing.T, repo, host string, sc scenario) {
 	if !sc.full {
 		return // the deferred cancel kills QEMU
 	}
+	e.idleMemory(ctx)
+	breakGlass(ctx, t, g, next)
 
 	content := filepath.Join(e.dir, "content")
 	data := make([]byte, 3<<20+12345) // several segments, a partial last block
@@ -215,6 +226,48 @@ func bootBoard(t *testing.T, repo, host string, sc scenario) {
 	}
 	if !strings.Contains(console.String(), "unmounting and powering off") {
 		t.Error("no orderly power-off on the console")
+	}
+}
+
+// breakGlass opens the break-glass shell on the serial console, lists
+// /bin with it and leaves it.
+func breakGlass(ctx context.Context, t *testing.T, g *qemu.Guest, from int) {
+	t.Helper()
+	g.Type("\n")
+	_, next, err := g.WaitFor(ctx, regexp.MustCompile(`outpost break-glass shell`), from)
+	if err != nil {
+		t.Fatalf("Enter on the console: %v", err)
+	}
+	g.Type("ls /bin\n")
+	if _, _, err := g.WaitFor(ctx, regexp.MustCompile(`^\s*dmesg\s*$`), next); err != nil {
+		t.Fatalf("ls /bin in the break-glass shell: %v", err)
+	}
+	g.Type("exit\n")
+	t.Log("break-glass shell on the serial console: ok")
+}
+
+// idleMemory reads the guest's memory figures from its status (the
+// appliance idle, just ready) and logs them; the budget for outpost's
+// anonymous memory is 64 MiB.
+func (e *env) idleMemory(ctx context.Context) {
+	e.t.Helper()
+	out := e.outpostCmd(ctx, "status", "--json", "--api", "http://"+guestAddr+":9000", "--token", apiToken)
+	var st struct {
+		Memory struct {
+			ProcessAnonBytes     uint64 `json:"process_anon_bytes"`
+			GoHeapBytes          uint64 `json:"go_heap_bytes"`
+			SystemTotalBytes     uint64 `json:"system_total_bytes"`
+			SystemAvailableBytes uint64 `json:"system_available_bytes"`
+		} `json:"memory"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		e.t.Fatalf("status: %v\n%s", err, out)
+	}
+	m := st.Memory
+	e.t.Logf("idle memory: outpost %.1f MiB anonymous (Go heap %.1f MiB; budget 64 MiB); guest %.0f of %.0f MiB available",
+		float64(m.ProcessAnonBytes)/(1<<20), float64(m.GoHeapBytes)/(1<<20), float64(m.SystemAvailableBytes)/(1<<20), float64(m.SystemTotalBytes)/(1<<20))
+	if m.ProcessAnonBytes == 0 {
+		e.t.Errorf("the status reports no memory figures:\n%s", out)
 	}
 }
 

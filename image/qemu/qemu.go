@@ -56,6 +56,7 @@ func (m Machine) Args() []string {
 // Guest is a running QEMU with its console collected.
 type Guest struct {
 	cmd     *exec.Cmd
+	stdin   io.WriteCloser // the serial console's input
 	started time.Time
 	done    chan struct{}
 	err     error
@@ -75,7 +76,11 @@ func Start(ctx context.Context, m Machine, echo io.Writer) (*Guest, error) {
 		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
-	g := &Guest{cmd: cmd, done: make(chan struct{}), changed: make(chan struct{})}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	g := &Guest{cmd: cmd, stdin: stdin, done: make(chan struct{}), changed: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("qemu: start %s: %w", args[0], err)
 	}
@@ -98,6 +103,13 @@ func Start(ctx context.Context, m Machine, echo io.Writer) (*Guest, error) {
 		close(g.done)
 	}()
 	return g, nil
+}
+
+// Type sends keystrokes to the serial console (-nographic: QEMU's stdin;
+// Ctrl-A is its escape).
+func (g *Guest) Type(s string) error {
+	_, err := io.WriteString(g.stdin, s)
+	return err
 }
 
 // Started is when QEMU was started.
