@@ -15,6 +15,7 @@ import (
 	"github.com/outpost-appliance/outpost/firmware/cicmd"
 	"github.com/outpost-appliance/outpost/firmware/getcmd"
 	"github.com/outpost-appliance/outpost/firmware/offercmd"
+	"github.com/outpost-appliance/outpost/firmware/origincmd"
 	"github.com/outpost-appliance/outpost/firmware/pid1"
 	"github.com/outpost-appliance/outpost/firmware/probecmd"
 )
@@ -31,6 +32,7 @@ Commands:
   get      fetch content from a peer or hosted cache and verify every block
   offer    offer a file to a hosted cache as a Windows client would
   probe    multicast discovery probes for a .ci file's segments and print who answers
+  origin   serve a directory over HTTP as a BranchCache content server (like IIS)
   version  print the version
 
 As the image's /init (PID 1), outpost boots the appliance instead.
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return offercmd.Run(ctx, args[1:], stdout, stderr)
 	case "probe":
 		return probecmd.Run(ctx, args[1:], stdout, stderr)
+	case "origin":
+		return origincmd.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "outpost", version())
 		return 0
