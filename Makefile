@@ -48,6 +48,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -cpu 1,$$(nproc) ./peerdist/pccrc | tee $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench . $$($(GO) list ./peerdist/... | grep -v /pccrc$$) | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cache/store | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./firmware/origin | tee -a $(BIN)/bench.txt
 	@command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx
 	$(GO) test -run '^$$' -bench 'ServeBlocks' -benchtime 20000x ./cache/hostedcache | tee -a $(BIN)/bench.txt
 	@awk '$$1 ~ /^Benchmark/ { name = $$1; cpu = 1; if (match(name, /-[0-9]+$$/)) { cpu = substr(name, RSTART + 1); name = substr(name, 1, RSTART - 1) } \
@@ -63,6 +64,8 @@ bench:
 	    ratio("BenchmarkContentInfoV1", "BenchmarkRawSHA256", ">= 0.9x"); \
 	    ratio("BenchmarkContentInfoV2", "BenchmarkRawSHA512", "none; chunking costs extra"); \
 	    ratio("BenchmarkContentInfoV2", "BenchmarkRawSHA512PlusChunking", ">= 0.9x"); \
+	    ratio("BenchmarkHashFileV1", "BenchmarkRawSHA256File", "none; outpost origin hashing a 64 MiB file"); \
+	    ratio("BenchmarkHashFileV2", "BenchmarkRawSHA256File", "none; V2 hashes with SHA-512 and chunks"); \
 	    for (k in rate) { split(k, parts, SUBSEP); if (parts[1] == "BenchmarkBlockEncrypt") \
 	      printf "%-40s %5.0f MB/s (%d core(s))\n", "BlockEncrypt (AES-CBC, 64 KiB)", rate[k], parts[2] } \
 	    print "(store: best of 3 rounds, 2 GiB of 64 KiB blocks, fsync batching as the store group commits)"; \
