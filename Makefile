@@ -10,7 +10,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.buildVersion=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build test vet fmt-check unit fuzz bench run run-daemon image images clean FORCE
+.PHONY: all build test vet fmt-check generate generate-check unit fuzz bench run run-daemon image images clean FORCE
 
 all: build
 
@@ -19,8 +19,9 @@ build:
 	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/outpost-linux-amd64 ./firmware/cmd/outpost
 	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/outpost-linux-arm64 ./firmware/cmd/outpost
 
-## test: formatting, vet, unit and integration tests
-test: fmt-check vet unit
+## test: formatting, vet, the generated BPF code being current, unit and
+## integration tests
+test: fmt-check vet generate-check unit
 
 fmt-check:
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -28,6 +29,31 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+
+## generate: regenerate the committed BPF objects and their Go bindings
+## (ebpf/, bpf2go) with Debian's clang (apt-get install clang llvm libbpf-dev)
+generate:
+	$(GO) generate ./ebpf/...
+
+# generate-check: regenerate each ebpf/ package's bpf2go output into a
+# temporary directory and compare it with the committed files. Without
+# clang it is skipped with a message, except under CI, where it must run.
+BPF_TOOLS_MISSING = $(shell command -v clang >/dev/null && command -v llvm-strip >/dev/null && [ -e /usr/include/bpf/bpf_helpers.h ] || echo yes)
+generate-check:
+ifeq ($(BPF_TOOLS_MISSING),yes)
+	@if [ "$$CI" = true ]; then echo "generate-check: clang, llvm-strip or libbpf-dev missing (.ci/run installs them)"; exit 1; fi
+	@echo "generate-check: SKIPPED: clang, llvm and libbpf-dev are not installed, so the committed BPF objects in ebpf/ are not checked (apt-get install clang llvm libbpf-dev)"
+else
+	@set -e; stale=0; for gen in $$(find ebpf -name gen.go); do \
+	  dir=$$(dirname $$gen); tmp=$$(mktemp -d); \
+	  cmd=$$(sed -n 's|^//go:generate go tool bpf2go |$(GO) tool bpf2go -output-dir '"$$tmp"' |p' $$gen); \
+	  (cd $$dir && GOPACKAGE=$$($(GO) list -f '{{.Name}}' .) eval "$$cmd") >/dev/null; \
+	  for f in $$tmp/*; do \
+	    if ! cmp -s $$f $$dir/$$(basename $$f); then echo "generate-check: $$dir/$$(basename $$f) is not what $$gen generates: run make generate"; stale=1; fi; \
+	  done; rm -rf $$tmp; \
+	done; exit $$stale
+	@echo "generate-check: the committed BPF objects and bindings are current"
+endif
 
 unit:
 	$(GO) test -count=1 -timeout 30m $(PKGS)
@@ -51,6 +77,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./firmware/origin | tee -a $(BIN)/bench.txt
 	@command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx
 	$(GO) test -run '^$$' -bench 'ServeBlocks' -benchtime 20000x ./cache/hostedcache | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'FastPath' -benchtime 200000x ./ebpf/probexdp | tee -a $(BIN)/bench.txt
 	@awk '$$1 ~ /^Benchmark/ { name = $$1; cpu = 1; if (match(name, /-[0-9]+$$/)) { cpu = substr(name, RSTART + 1); name = substr(name, 1, RSTART - 1) } \
 	    sub(/#[0-9]+$$/, "", name); \
 	    cpus[cpu] = 1; for (i = 2; i < NF; i++) { if ($$(i+1) == "MB/s" && $$i > rate[name, cpu]) rate[name, cpu] = $$i; \
@@ -79,6 +106,14 @@ bench:
 	      if (((o, c) in scpu) && ((n, c) in scpu) && scpu[o, c] > 0) \
 	      printf "%-40s %5.2fx  (server CPU per request: %.0f vs %.0f µs; the box'"'"'s ceiling when it serves alone)\n", \
 	        "ServeBlocks CPU efficiency outpost/nginx", scpu[n, c] / scpu[o, c], scpu[o, c], scpu[n, c] } }' $(BIN)/bench.txt
+	@awk '$$1 ~ /^BenchmarkFastPath\// { name = $$1; sub(/-[0-9]+$$/, "", name); sub(/^BenchmarkFastPath\//, "", name); \
+	    for (i = 2; i < NF; i++) { if ($$(i+1) == "ns/packet") ns[name] = $$i; if ($$(i+1) == "packets/s") pps[name] = $$i } } \
+	  function ratio(what, a, goal) { if ((a in ns) && ns[a] > 0) printf "%-40s %5.0fx  (%.0f vs %.0f ns/packet%s)\n", what, ns["socket-path"] / ns[a], ns["socket-path"], ns[a], goal } \
+	  END { if (!("socket-path" in ns)) exit; print ""; print "XDP fast path (BPF_PROG_RUN) against the socket path (receive + pccrd decode + lookup), same run:"; \
+	    ratio("socket path / XDP drop, unheld probe", "xdp-drop-unheld", "; goal >= 20x"); \
+	    ratio("socket path / XDP capture, held probe", "xdp-capture-held", ""); \
+	    printf "%-40s %5.0f ns/packet (goal < 50 ns)\n", "XDP pass of non-3702 traffic", ns["xdp-pass-non3702"]; \
+	    for (n in pps) printf "%-40s %13.0f packets/s on one core\n", n, pps[n] }' $(BIN)/bench.txt
 
 ## image: build the image of one board (BOARD=qemu-amd64, qemu-arm64,
 ## pc-amd64 or rpi) into build/$(BOARD)/: vmlinuz, initramfs.cpio.gz and

@@ -3,6 +3,7 @@ module github.com/outpost-appliance/outpost
 go 1.26.0
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/insomniacslk/dhcp v0.0.0-20231206064809-8c70d406f6d2
 	github.com/pelletier/go-toml/v2 v2.4.3
@@ -44,3 +45,5 @@ require (
 	golang.org/x/sync v0.22.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go

@@ -146,6 +146,9 @@ type XDP struct {
 	// ProbeRatePerSource caps probes per second accepted from one source
 	// address; 0 means no limit.
 	ProbeRatePerSource int `toml:"probe_rate_per_source" json:"probe_rate_per_source"`
+	// ProbeBurstPerSource is how many probes one source may send at once
+	// within that rate; 0 means twice the rate.
+	ProbeBurstPerSource int `toml:"probe_burst_per_source" json:"probe_burst_per_source"`
 }
 
 // API is [api]: the management API and status page.

@@ -103,6 +103,7 @@ func TestValidValues(t *testing.T) {
 			return l.RelayListen == ":1338" && l.Forward && l.Secret.Reveal() == "0123456789abcdef" && len(l.Peers) == 2 && l.Peers[0].Name == "berlin"
 		}},
 		{"xdp", "[xdp]\nmode = \"generic\"\nprobe_rate_per_source = 0", func(c *Config) bool { return c.XDP.Mode == XDPGeneric && c.XDP.ProbeRatePerSource == 0 }},
+		{"xdp burst", "[xdp]\nprobe_burst_per_source = 50", func(c *Config) bool { return c.XDP.ProbeBurstPerSource == 50 && c.XDP.ProbeRatePerSource == 100 }},
 		{"api", "[api]\nlisten = \"127.0.0.1:9001\"\ntoken = \"0123456789abcdef\"\nread_only_anonymous = false", func(c *Config) bool {
 			return c.API.Listen == "127.0.0.1:9001" && c.API.Token.Reveal() == "0123456789abcdef" && !c.API.ReadOnlyAnonymous
 		}},
@@ -182,6 +183,7 @@ func TestInvalidValues(t *testing.T) {
 		{"peer bad port", "[leader]\nsecret = \"0123456789abcdef\"\n[[leader.peer]]\naddress = \"10.0.0.1:99999\"", "leader.peer[0].address", 4, 11, "expected 1 to 65535"},
 		{"xdp mode invalid", "[xdp]\nmode = \"fast\"", "xdp.mode", 2, 8, `"native", "generic", "off" or "auto"`},
 		{"xdp rate negative", "[xdp]\nprobe_rate_per_source = -1", "xdp.probe_rate_per_source", 2, 25, "expected 0 (no limit)"},
+		{"xdp burst too large", "[xdp]\nprobe_burst_per_source = 2000000", "xdp.probe_burst_per_source", 2, 26, "expected 0 (twice the rate)"},
 		{"api listen off", "[api]\nlisten = \"\"", "api.listen", 2, 10, "must not be empty"},
 		{"api token short", "[api]\ntoken = \"abc\"", "api.token", 2, 9, "expected at least 16"},
 		{"api anonymous wrong type", "[api]\nread_only_anonymous = 1", "api.read_only_anonymous", 2, 23, "expected true or false"},

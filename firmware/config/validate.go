@@ -87,6 +87,9 @@ func Validate(c *Config) []Problem {
 	if c.XDP.ProbeRatePerSource < 0 || c.XDP.ProbeRatePerSource > 1_000_000 {
 		add("xdp.probe_rate_per_source", "%d is out of range: expected 0 (no limit) to 1000000 probes per second", c.XDP.ProbeRatePerSource)
 	}
+	if c.XDP.ProbeBurstPerSource < 0 || c.XDP.ProbeBurstPerSource > 1_000_000 {
+		add("xdp.probe_burst_per_source", "%d is out of range: expected 0 (twice the rate) to 1000000 probes", c.XDP.ProbeBurstPerSource)
+	}
 
 	// [api]
 	if c.API.Listen == "" {

@@ -62,8 +62,8 @@ type Config struct {
 	// reply (default 1–65 ms).
 	ReplyDelayMin, ReplyDelayMax time.Duration
 	// RatePerSource caps probes per second accepted from one address
-	// (0: no limit); bursts of twice the rate pass.
-	RatePerSource int
+	// (0: no limit); bursts of BurstPerSource pass (0: twice the rate).
+	RatePerSource, BurstPerSource int
 	// Forward, if set, is offered every probe with segments held nowhere
 	// known (missing); it reports whether it took the probe, which it
 	// later answers with AnswerNow.
@@ -92,6 +92,7 @@ type Responder struct {
 type work struct {
 	buf    *[]byte
 	n      int
+	probe  *pccrd.Probe // decoded by the XDP fast path (buf is nil then)
 	origin Origin
 	conn   *mcast.Conn
 	ifc    *iface
@@ -116,7 +117,7 @@ func Listen(ctx context.Context, cfg Config) (*Responder, error) {
 		log:      log,
 		endpoint: pccrd.NewMessageID(), // Windows makes a new GUID per start
 		ifaces:   newIfaceTable(cfg.Interfaces),
-		limiter:  ratelimit.NewKeyed[netip.Addr](float64(cfg.RatePerSource), float64(2*cfg.RatePerSource), 4096),
+		limiter:  ratelimit.NewKeyed[netip.Addr](float64(cfg.RatePerSource), float64(burst(cfg)), 4096),
 		handled:  seen.New[string](messageIDTTL, messageIDMax),
 		queue:    make(chan work, queueSize),
 	}
@@ -134,6 +135,14 @@ func Listen(ctx context.Context, cfg Config) (*Responder, error) {
 	}
 	r.join()
 	return r, nil
+}
+
+// burst is the per-source bucket size: configured, else twice the rate.
+func burst(cfg Config) int {
+	if cfg.BurstPerSource > 0 {
+		return cfg.BurstPerSource
+	}
+	return 2 * cfg.RatePerSource
 }
 
 // join joins the groups on interfaces not yet joined.
@@ -237,13 +246,18 @@ func (r *Responder) work(ctx context.Context) {
 			return
 		case w := <-r.queue:
 			r.handle(ctx, w)
-			r.bufPool.Put(w.buf)
+			if w.buf != nil {
+				r.bufPool.Put(w.buf)
+			}
 		}
 	}
 }
 
 func (r *Responder) handle(ctx context.Context, w work) {
-	p, err := pccrd.ParseProbe((*w.buf)[:w.n])
+	p, err := w.probe, error(nil)
+	if p == nil {
+		p, err = pccrd.ParseProbe((*w.buf)[:w.n])
+	}
 	switch {
 	case errors.Is(err, pccrd.ErrNotPeerDist):
 		w.ifc.stats.notPeerDist.Add(1)
@@ -334,6 +348,42 @@ func (r *Responder) send(c *mcast.Conn, ifc *iface, o Origin, plan Plan) error {
 	}
 	ifc.stats.answered.Add(1)
 	return nil
+}
+
+// HandleCaptured answers a probe the XDP fast path decoded (it already
+// applied the per-source rate) exactly as one read from the socket: the
+// same MessageID de-duplication, plan, reply delay, forwarding and
+// counters. ifindex is the interface it arrived on; probes from
+// interfaces not served are ignored. It reports whether the probe was
+// queued.
+func (r *Responder) HandleCaptured(p *pccrd.Probe, src netip.AddrPort, ifindex int) bool {
+	if r.closing.Load() {
+		return false
+	}
+	ifc := r.ifaces.lookup(ifindex)
+	if ifc == nil {
+		return false
+	}
+	var conn *mcast.Conn
+	for _, c := range r.conns {
+		if c.IPv6() == src.Addr().Is6() {
+			conn = c
+		}
+	}
+	if conn == nil {
+		return false
+	}
+	ifc.stats.seen.Add(1)
+	ifc.stats.captured.Add(1)
+	w := work{probe: p, conn: conn, ifc: ifc,
+		origin: Origin{Src: src, IfIndex: ifindex, Interface: ifc.name, Received: time.Now()}}
+	select {
+	case r.queue <- w:
+		return true
+	default:
+		ifc.stats.overloaded.Add(1)
+		return false
+	}
 }
 
 // AnswerNow answers a probe the forwarder took once other leaders have

@@ -6,8 +6,12 @@ import "sync/atomic"
 // started.
 type InterfaceStats struct {
 	Interface string `json:"interface"`
-	// ProbesSeen counts datagrams received on UDP 3702.
+	// ProbesSeen counts datagrams received on UDP 3702, and probes the
+	// XDP fast path handed over (Captured).
 	ProbesSeen uint64 `json:"probes_seen"`
+	// Captured counts probes the XDP fast path decoded and handed over
+	// (they never reached the socket).
+	Captured uint64 `json:"captured"`
 	// ProbesAnswered counts ProbeMatches sent (locally held or relayed).
 	ProbesAnswered uint64 `json:"probes_answered"`
 	// ProbesForwarded counts probes handed to the peer leaders.
@@ -26,13 +30,14 @@ type InterfaceStats struct {
 }
 
 type ifaceCounters struct {
-	seen, answered, forwarded, rateLimited, overloaded, malformed, duplicates, notPeerDist, silent atomic.Uint64
+	seen, captured, answered, forwarded, rateLimited, overloaded, malformed, duplicates, notPeerDist, silent atomic.Uint64
 }
 
 func (c *ifaceCounters) snapshot(name string) InterfaceStats {
 	s := InterfaceStats{
 		Interface:       name,
 		ProbesSeen:      c.seen.Load(),
+		Captured:        c.captured.Load(),
 		ProbesAnswered:  c.answered.Load(),
 		ProbesForwarded: c.forwarded.Load(),
 		RateLimited:     c.rateLimited.Load(),

@@ -66,8 +66,9 @@ type Table struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu sync.Mutex
-	m  map[string]*entry
+	mu    sync.Mutex
+	m     map[string]*entry
+	watch func(id []byte)
 }
 
 // New returns a table of at most maxSegments entries, each forgotten ttl
@@ -101,6 +102,9 @@ func (t *Table) Add(seg Segment) {
 		t.m[key] = e
 	}
 	e.learned = now
+	if t.watch != nil {
+		t.watch(seg.ID)
+	}
 	if seg.Version != 0 {
 		e.version = seg.Version
 	}
@@ -135,6 +139,21 @@ func (t *Table) evict(now time.Time) {
 	if len(t.m) >= t.max {
 		delete(t.m, oldestKey)
 	}
+}
+
+// Watch registers fn, called with the ID of every segment reported from
+// now on (under the table's lock: fn must be quick and must not call the
+// table), and returns the IDs known now, so that a watcher misses none
+// (the XDP fast path's peer map). Watch(nil) ends the watching.
+func (t *Table) Watch(fn func(id []byte)) [][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.watch = fn
+	ids := make([][]byte, 0, len(t.m))
+	for k := range t.m {
+		ids = append(ids, []byte(k))
+	}
+	return ids
 }
 
 // Lookup returns what is known of a segment, holders best first.

@@ -46,3 +46,20 @@ func TestTable(t *testing.T) {
 		t.Error("entry without holders")
 	}
 }
+
+func TestWatch(t *testing.T) {
+	tab := New(0, 0)
+	h := []Holder{{Addr: netip.MustParseAddrPort("10.2.0.5:1337")}}
+	tab.Add(Segment{ID: []byte{1}, Holders: h})
+	var seen [][]byte
+	if known := tab.Watch(func(id []byte) { seen = append(seen, id) }); len(known) != 1 || known[0][0] != 1 {
+		t.Fatalf("known %v", known)
+	}
+	tab.Add(Segment{ID: []byte{2}, Holders: h})
+	tab.Add(Segment{ID: []byte{3}}) // no holder: not recorded
+	tab.Watch(nil)
+	tab.Add(Segment{ID: []byte{4}, Holders: h})
+	if len(seen) != 1 || seen[0][0] != 2 {
+		t.Fatalf("watched %v, want [[2]]", seen)
+	}
+}

@@ -83,6 +83,8 @@ type LeaderParams struct {
 	Hold       []Content
 	DataDir    string
 	RatePerSrc int
+	// XDP is the fast path's mode ("" for none).
+	XDP string
 }
 
 // PeerParams configure a Windows-like peer: a discovery responder and an
@@ -185,7 +187,7 @@ func childLeader(ctx context.Context, p LeaderParams, log *slog.Logger) error {
 		Interfaces: p.Interfaces, PeerPort: 1337, RelayListen: ":81",
 		ReplyDelayMin: time.Millisecond, ReplyDelayMax: 5 * time.Millisecond,
 		ProbeRatePerSource: p.RatePerSrc, Forward: p.Forward, Peers: p.Peers, Secret: []byte(p.Secret),
-		Store: hosted.Store, Logger: log,
+		Store: hosted.Store, Logger: log, XDP: p.XDP,
 	})
 	leaderReady := make(chan struct{})
 	errc := make(chan error, 1)

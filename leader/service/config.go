@@ -12,17 +12,20 @@ import (
 // FromConfig builds the leader's configuration from outpost.toml: the LAN
 // interfaces ([[interface]] role "lan"), the peer port and reply delay
 // ([peer]), the relay, peers and secret ([leader]) and the per-source
-// probe rate ([xdp], which the responder enforces too when XDP is off).
+// probe rate and the XDP fast path's mode ([xdp]; the responder enforces
+// the rate too, for what the fast path passes or when it is off).
 func FromConfig(c *config.Config, st func() *store.Store, log *slog.Logger) (Config, error) {
 	cfg := Config{
-		PeerPort:           uint16(c.Peer.Listen.Port()),
-		RelayListen:        string(c.Leader.RelayListen),
-		ReplyDelayMin:      c.Peer.ReplyDelay.Min,
-		ReplyDelayMax:      c.Peer.ReplyDelay.Max,
-		ProbeRatePerSource: c.XDP.ProbeRatePerSource,
-		Forward:            c.Leader.Forward,
-		Store:              st,
-		Logger:             log,
+		PeerPort:            uint16(c.Peer.Listen.Port()),
+		RelayListen:         string(c.Leader.RelayListen),
+		ReplyDelayMin:       c.Peer.ReplyDelay.Min,
+		ReplyDelayMax:       c.Peer.ReplyDelay.Max,
+		ProbeRatePerSource:  c.XDP.ProbeRatePerSource,
+		ProbeBurstPerSource: c.XDP.ProbeBurstPerSource,
+		XDP:                 string(c.XDP.Mode),
+		Forward:             c.Leader.Forward,
+		Store:               st,
+		Logger:              log,
 	}
 	for _, ifc := range c.Interfaces {
 		if ifc.Role == config.RoleLAN {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/outpost-appliance/outpost/cache/store"
+	"github.com/outpost-appliance/outpost/ebpf/probexdp"
 	"github.com/outpost-appliance/outpost/leader/discovery"
 	"github.com/outpost-appliance/outpost/leader/forward"
 	"github.com/outpost-appliance/outpost/leader/holders"
@@ -36,7 +37,18 @@ type Config struct {
 	// switches the relay, and so forwarding our misses, off.
 	RelayListen                  string
 	ReplyDelayMin, ReplyDelayMax time.Duration
-	ProbeRatePerSource           int
+	// ProbeRatePerSource and ProbeBurstPerSource bound the probes
+	// accepted from one source (0: no limit; a burst of 0 is twice the
+	// rate), on the XDP fast path and the socket path alike.
+	ProbeRatePerSource, ProbeBurstPerSource int
+	// XDP is how the discovery fast path attaches to the LAN interfaces:
+	// "auto", "native" or "generic"; "" or "off" leaves discovery to the
+	// socket path. With no Interfaces named it attaches to every
+	// interface discovery serves only when XDPAnyInterface is set (the
+	// appliance, whose interfaces are all its own); a daemon on a shared
+	// host needs them named.
+	XDP             string
+	XDPAnyInterface bool
 	// Forward sends our subnets' misses to the peers.
 	Forward bool
 	Peers   []forward.PeerConfig
@@ -62,6 +74,11 @@ type Stats struct {
 	Relay     relay.Stats `json:"relay"`
 	// RemoteSegments counts segments known to be held in other subnets.
 	RemoteSegments int `json:"remote_segments"`
+	// XDP is the discovery fast path per interface (attached or tried);
+	// XDPError says why it does not run at all ("" when it does or is
+	// off by configuration).
+	XDP      map[string]probexdp.InterfaceStatus `json:"xdp,omitempty"`
+	XDPError string                              `json:"xdp_error,omitempty"`
 }
 
 // Service is the supervised leader service.
@@ -71,11 +88,14 @@ type Service struct {
 	holders *holders.Table
 	relay   *relay.Server
 
-	mu         sync.Mutex
-	instanceID uint64
-	responder  *discovery.Responder
-	forwarder  *forward.Forwarder
-	relayAddr  string
+	mu             sync.Mutex
+	instanceID     uint64
+	responder      *discovery.Responder
+	forwarder      *forward.Forwarder
+	relayAddr      string
+	xdp            *probexdp.Manager
+	xdpErr         string
+	xdpUnavailable func(iface string, err error)
 }
 
 // New returns the leader service.
@@ -95,9 +115,12 @@ func (s *Service) Name() string { return "leader" }
 // Stats returns the current counters.
 func (s *Service) Stats() Stats {
 	s.mu.Lock()
-	resp, fwd, id, relayAddr := s.responder, s.forwarder, s.instanceID, s.relayAddr
+	resp, fwd, id, relayAddr, xdp, xdpErr := s.responder, s.forwarder, s.instanceID, s.relayAddr, s.xdp, s.xdpErr
 	s.mu.Unlock()
-	st := Stats{InstanceID: id, RelayAddr: relayAddr, Relay: s.relay.Stats(), RemoteSegments: s.holders.Len()}
+	st := Stats{InstanceID: id, RelayAddr: relayAddr, Relay: s.relay.Stats(), RemoteSegments: s.holders.Len(), XDPError: xdpErr}
+	if xdp != nil {
+		st.XDP = xdp.Status()
+	}
 	if resp != nil {
 		st.Interfaces = resp.Stats()
 	}
@@ -106,6 +129,23 @@ func (s *Service) Stats() Stats {
 		st.Forwarding = &fs
 	}
 	return st
+}
+
+// ObserveXDP sets the function told when the discovery fast path cannot
+// run on an interface (the appliance logs event 140 xdp-unavailable).
+func (s *Service) ObserveXDP(fn func(iface string, err error)) {
+	s.mu.Lock()
+	s.xdpUnavailable = fn
+	s.mu.Unlock()
+}
+
+func (s *Service) xdpNotAvailable(iface string, err error) {
+	s.mu.Lock()
+	fn := s.xdpUnavailable
+	s.mu.Unlock()
+	if fn != nil {
+		fn(iface, err)
+	}
 }
 
 func (s *Service) countRelayed(leader string, n int) {
@@ -206,9 +246,9 @@ func (s *Service) Run(ctx context.Context, ready func()) error {
 		Holdings: holdings{store: st, holders: s.holders},
 		PeerPort: s.cfg.PeerPort, RelayPort: relayPort,
 		ReplyDelayMin: s.cfg.ReplyDelayMin, ReplyDelayMax: s.cfg.ReplyDelayMax,
-		RatePerSource: s.cfg.ProbeRatePerSource,
-		InstanceID:    s.nextInstanceID(),
-		Logger:        s.log,
+		RatePerSource: s.cfg.ProbeRatePerSource, BurstPerSource: s.cfg.ProbeBurstPerSource,
+		InstanceID: s.nextInstanceID(),
+		Logger:     s.log,
 	}
 	if fwd != nil && s.cfg.Forward && relayPort != 0 {
 		dcfg.Forward = func(p *pccrd.Probe, missing [][]byte, o discovery.Origin) bool {
@@ -232,6 +272,9 @@ func (s *Service) Run(ctx context.Context, ready func()) error {
 			errs <- err
 		}
 	})
+	if stop := s.startXDP(ctx, st, resp, fwd != nil && dcfg.Forward != nil); stop != nil {
+		defer stop()
+	}
 	if fwd != nil {
 		wg.Go(func() {
 			if err := fwd.Serve(ctx); err != nil {
@@ -316,4 +359,86 @@ func refreshInterfaces(ctx context.Context, p *prober.Prober, names []string) {
 			p.SetInterfaces(interfaceIndexes(names))
 		}
 	}
+}
+
+// startXDP loads the discovery fast path and runs it beside resp: the
+// program attached to the LAN interfaces, its held map following the
+// store, its peer map the remote holders (when forwarding), its captured
+// probes answered by resp. Where it cannot run, discovery stays on the
+// socket path: that is logged and reported (event 140), never fatal. The
+// returned function stops it and detaches; nil when it does not run.
+func (s *Service) startXDP(ctx context.Context, st *store.Store, resp *discovery.Responder, forwarding bool) func() {
+	mode, err := probexdp.ParseMode(s.cfg.XDP)
+	if err != nil || mode == probexdp.Off {
+		s.setXDP(nil, "")
+		return nil
+	}
+	if len(s.cfg.Interfaces) == 0 && !s.cfg.XDPAnyInterface {
+		s.log.Info("leader: XDP fast path off: as a daemon it attaches only to LAN interfaces named in [[interface]]")
+		s.setXDP(nil, "no LAN interface named in [[interface]]: as a daemon, XDP attaches only to named interfaces")
+		return nil
+	}
+	prog, err := probexdp.Load(probexdp.Options{RatePerSource: s.cfg.ProbeRatePerSource, BurstPerSource: s.cfg.ProbeBurstPerSource})
+	if err == nil {
+		err = prog.SetForward(forwarding)
+		if err != nil {
+			prog.Close()
+		}
+	}
+	if err != nil {
+		s.log.Error("leader: XDP fast path unavailable; discovery uses the socket path", "err", err)
+		s.setXDP(nil, err.Error())
+		names := s.cfg.Interfaces
+		if len(names) == 0 {
+			names = []string{"*"}
+		}
+		for _, name := range names {
+			s.xdpNotAvailable(name, err)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	mgr := probexdp.NewManager(prog, probexdp.ManagerConfig{
+		Interfaces: s.cfg.Interfaces, Mode: mode, Logger: s.log, Unavailable: s.xdpNotAvailable,
+	})
+	wg.Go(func() {
+		if err := prog.SyncHeld(ctx, st); err != nil {
+			s.log.Warn("leader: XDP held map not kept in sync; every probe goes to the responder", "err", err)
+		}
+	})
+	var peers probexdp.Peers
+	if forwarding {
+		peers = holdersView{s.holders}
+	}
+	wg.Go(func() { prog.SyncPeers(ctx, peers) })
+	wg.Go(func() {
+		err := prog.ReadProbes(ctx, func(p probexdp.Probe) { resp.HandleCaptured(p.PCCRD(), p.Src, p.IfIndex) })
+		if err != nil {
+			s.log.Error("leader: XDP events unreadable", "err", err)
+		}
+	})
+	wg.Go(func() { mgr.Run(ctx) })
+	s.setXDP(mgr, "")
+	return func() {
+		cancel()
+		wg.Wait() // the manager has detached from every interface
+		s.setXDP(nil, "")
+		prog.Close()
+	}
+}
+
+func (s *Service) setXDP(m *probexdp.Manager, errText string) {
+	s.mu.Lock()
+	s.xdp, s.xdpErr = m, errText
+	s.mu.Unlock()
+}
+
+// holdersView is the remote holders table as the XDP peer map reads it.
+type holdersView struct{ t *holders.Table }
+
+func (h holdersView) Watch(fn func(id []byte)) [][]byte { return h.t.Watch(fn) }
+func (h holdersView) Lookup(id []byte) bool {
+	_, ok := h.t.Lookup(id)
+	return ok
 }

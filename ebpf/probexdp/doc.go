@@ -1,0 +1,31 @@
+// Package probexdp is Outpost's XDP fast path for PeerDist discovery: an
+// XDP program (probe.c, compiled with bpf2go; the object and its bindings
+// are committed) that sees UDP 3702 on every LAN interface before the
+// network stack, and the Go side that loads it, attaches it, keeps its
+// maps current and reads what it captures.
+//
+// The program consumes only PeerDist V1 probes that it decodes with
+// certainty (a fixed template; see probe.c). Everything else — other
+// WS-Discovery traffic, V2 probes, layouts it does not know, fragments,
+// anything truncated or odd — passes untouched to the socket path, which
+// answers exactly as it would without XDP. Of the probes it consumes, those
+// over the per-source rate and those for segments held nowhere known (with
+// forwarding off) are dropped and counted; the rest reach the leader as
+// compact events on a ring buffer (Probe) and are dropped from the stack,
+// so the responder answers them without reading a socket or parsing XML.
+//
+// The held map follows the segment store's change feed (SyncHeld), the
+// peer map the leader's table of segments other subnets hold (SyncPeers).
+// Until a map is in sync the program treats every probe as possibly held
+// and hands it to the leader: a probe is only ever dropped when the socket
+// path would not have answered it either.
+//
+// Attach tries native mode where the driver supports it, then generic
+// mode; where neither works, discovery runs on the socket path alone and
+// the interface shows mode "off" (Manager). Nothing here ever stops the
+// leader from serving.
+//
+// The loader never uses cilium/ebpf's rlimit package: outpost runs as PID
+// 1, and that package probes /proc in its init, before /proc is mounted.
+// Load raises RLIMIT_MEMLOCK itself (needed only before Linux 5.11).
+package probexdp
