@@ -180,7 +180,37 @@ func WriteStatus(w io.Writer, st *Status, now time.Time) error {
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", i.Name, state, role, xdp, strings.Join(i.Addresses, " "))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeXDP(w, st.Interfaces)
+}
+
+// writeXDP prints what the discovery fast path did on each interface it
+// runs on (or why it does not).
+func writeXDP(w io.Writer, ifaces []Interface) error {
+	var lines []string
+	for _, i := range ifaces {
+		switch {
+		case i.XDPError != "":
+			lines = append(lines, fmt.Sprintf("  %s: off: %s", i.Name, i.XDPError))
+		case len(i.XDPCounters) > 0:
+			c := i.XDPCounters
+			passed := uint64(0)
+			for name, n := range c {
+				if strings.HasPrefix(name, "pass-") {
+					passed += n
+				}
+			}
+			lines = append(lines, fmt.Sprintf("  %s: %s: %d probes captured (%d for held segments), dropped %d not held and %d over the rate, %d passed to the socket path",
+				i.Name, i.XDP, c["captured"], c["captured-held"], c["drop-not-held"], c["drop-rate-limit"], passed))
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\ndiscovery fast path (XDP):\n%s\n", strings.Join(lines, "\n"))
+	return err
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

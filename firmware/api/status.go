@@ -56,8 +56,12 @@ type Interface struct {
 	Configured bool   `json:"configured"`
 	Role       string `json:"role,omitempty"`
 	// XDP is the discovery fast path's mode on the interface ("native",
-	// "generic", "off"); empty where discovery does not run.
-	XDP string `json:"xdp,omitempty"`
+	// "generic", "off"); empty where discovery does not run. XDPError
+	// says why it is off; XDPCounters are its outcome counters
+	// ("captured", "drop-not-held", "pass-v2", …; ebpf/probexdp).
+	XDP         string            `json:"xdp,omitempty"`
+	XDPError    string            `json:"xdp_error,omitempty"`
+	XDPCounters map[string]uint64 `json:"xdp_counters,omitempty"`
 }
 
 // TimeSync is the state of the clock: certificates, segment ages and the
@@ -73,12 +77,15 @@ type TimeSync struct {
 	EstimatedErrorSeconds float64 `json:"estimated_error_seconds,omitempty"`
 }
 
-// withXDPModes fills in each interface's XDP mode from discovery.
+// withXDPModes fills in each interface's XDP mode and counters from
+// discovery.
 func withXDPModes(ifaces []Interface, d report.Discovery) []Interface {
 	for _, di := range d.Interfaces {
 		for i := range ifaces {
 			if ifaces[i].Name == di.Name {
 				ifaces[i].XDP = di.XDPMode
+				ifaces[i].XDPError = di.XDPError
+				ifaces[i].XDPCounters = di.XDPCounters
 			}
 		}
 	}

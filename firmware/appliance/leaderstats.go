@@ -59,19 +59,36 @@ func (l leaderReport) Leaders() report.Leaders {
 	return out
 }
 
-// Discovery implements report.DiscoveryStats. The XDP fast path does not
-// exist yet: every interface runs the socket path ("off").
+// Discovery implements report.DiscoveryStats: the responder's counters
+// with, per interface, the XDP fast path's mode and counters. Probes the
+// fast path dropped never reached the responder; they count as seen.
 func (l leaderReport) Discovery() report.Discovery {
 	st := l.svc.Stats()
 	d := report.Discovery{Running: l.running()}
 	for _, i := range st.Interfaces {
-		d.Interfaces = append(d.Interfaces, report.DiscoveryInterface{
-			Name: i.Interface, XDPMode: "off",
-			DiscoveryCounters: report.DiscoveryCounters{ProbesSeen: i.ProbesSeen, Answered: i.ProbesAnswered, Forwarded: i.ProbesForwarded},
+		x, ok := st.XDP[i.Interface]
+		mode := string(x.Mode)
+		if mode == "" {
+			mode = "off"
+		}
+		di := report.DiscoveryInterface{
+			Name: i.Interface, XDPMode: mode, XDPError: x.Error,
+			DiscoveryCounters: report.DiscoveryCounters{
+				ProbesSeen: i.ProbesSeen + x.Counters.DropNotHeld + x.Counters.DropRateLimit,
+				Answered:   i.ProbesAnswered, Forwarded: i.ProbesForwarded,
+			},
 			Dropped: map[string]uint64{
 				"rate-limit": i.RateLimited, "overloaded": i.Overloaded, "malformed": i.Malformed, "duplicate": i.Duplicates,
 			},
-		})
+			XDPDropped: x.Counters.Dropped(),
+		}
+		if ok {
+			di.XDPCounters = x.Counters.Map()
+		}
+		if di.XDPError == "" && st.XDPError != "" {
+			di.XDPError = st.XDPError
+		}
+		d.Interfaces = append(d.Interfaces, di)
 	}
 	return d
 }

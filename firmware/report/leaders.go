@@ -87,4 +87,10 @@ type DiscoveryInterface struct {
 	// XDPDropped counts probes the XDP program dropped, by reason
 	// ("rate-limit", "not-held", …).
 	XDPDropped map[string]uint64 `json:"xdp_dropped"`
+	// XDPCounters are all the XDP program's outcome counters on the
+	// interface ("captured", "pass-v2", "drop-not-held", …; see
+	// ebpf/probexdp), absent when it never ran there.
+	XDPCounters map[string]uint64 `json:"xdp_counters,omitempty"`
+	// XDPError says why the XDP program does not run on the interface.
+	XDPError string `json:"xdp_error,omitempty"`
 }

@@ -175,9 +175,8 @@ func bootBoard(t *testing.T, repo, host string, sc scenario) {
 	for _, v := range []string{"1", "2"} {
 		e.outpostCmd(ctx, "ci", "hash", "--version", v, "--secret", "boottest", "-o", filepath.Join(e.dir, "v"+v+".ci"), content)
 	}
-	// XDP (issue 10) does not exist yet. When it does, check here, from
-	// `outpost status --json` against the guest, that it is attached in
-	// native mode on eth0 (virtio-net).
+	// The discovery fast path runs in native mode on eth0 (virtio-net).
+	e.xdp(ctx, func(mode string, _ map[string]uint64) bool { return mode == "native" }, "attached in native mode")
 
 	steps := []struct {
 		name  string
@@ -207,6 +206,8 @@ func bootBoard(t *testing.T, repo, host string, sc scenario) {
 		t.Logf("%s: offer/get/probe v1+v2 byte-identical", phase)
 	}
 	check("first boot")
+	// The V1 probes for held segments went through the fast path.
+	e.xdp(ctx, func(_ string, c map[string]uint64) bool { return c["captured-held"] > 0 }, "V1 probes captured for held segments")
 
 	// Reboot over the API: QEMU restarts the guest in place, the data
 	// partition keeps the cache.
@@ -269,6 +270,37 @@ func (e *env) idleMemory(ctx context.Context) {
 	if m.ProcessAnonBytes == 0 {
 		e.t.Errorf("the status reports no memory figures:\n%s", out)
 	}
+}
+
+// xdp waits up to 20 s for the guest's status (outpost status --json) to
+// show the XDP fast path on eth0 in a state ok accepts, and logs it.
+func (e *env) xdp(ctx context.Context, ok func(mode string, counters map[string]uint64) bool, what string) {
+	e.t.Helper()
+	var last string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		out := e.outpostCmd(ctx, "status", "--json", "--api", "http://"+guestAddr+":9000", "--token", apiToken)
+		var st struct {
+			Interfaces []struct {
+				Name        string            `json:"name"`
+				XDP         string            `json:"xdp"`
+				XDPError    string            `json:"xdp_error"`
+				XDPCounters map[string]uint64 `json:"xdp_counters"`
+			} `json:"interfaces"`
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			e.t.Fatalf("status: %v\n%s", err, out)
+		}
+		for _, i := range st.Interfaces {
+			if i.Name == "eth0" {
+				last = fmt.Sprintf("mode %q, error %q, counters %v", i.XDP, i.XDPError, i.XDPCounters)
+				if ok(i.XDP, i.XDPCounters) {
+					e.t.Logf("XDP on eth0: %s: %s", what, last)
+					return
+				}
+			}
+		}
+	}
+	e.t.Fatalf("XDP on eth0 not %s after 20 s: %s", what, last)
 }
 
 // syncBuffer collects the console while the test reads it.

@@ -159,7 +159,8 @@ type Discovery struct{}
 func (Discovery) Discovery() report.Discovery {
 	return report.Discovery{Running: true, Interfaces: []report.DiscoveryInterface{
 		{Name: "eth0", XDPMode: "native", DiscoveryCounters: report.DiscoveryCounters{ProbesSeen: 1000, Answered: 40, Forwarded: 60},
-			Dropped: map[string]uint64{"duplicate": 5}, XDPDropped: map[string]uint64{"not-held": 880, "rate-limit": 20}},
+			Dropped: map[string]uint64{"duplicate": 5}, XDPDropped: map[string]uint64{"not-held": 880, "rate-limit": 20},
+			XDPCounters: map[string]uint64{"captured": 100, "drop-not-held": 880, "drop-rate-limit": 20, "pass-v2": 3}},
 		{Name: "eth0.20", XDPMode: "generic", DiscoveryCounters: report.DiscoveryCounters{ProbesSeen: 10, Answered: 1}},
 	}}
 }
