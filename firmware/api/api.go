@@ -18,6 +18,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/outpost-appliance/outpost/cache/preload"
 	"github.com/outpost-appliance/outpost/firmware/config"
 	"github.com/outpost-appliance/outpost/firmware/events"
 	"github.com/outpost-appliance/outpost/firmware/history"
@@ -79,6 +80,9 @@ type Options struct {
 	History *history.History
 	// Board names the hardware (default: HostBoard).
 	Board string
+	// Preload is the preload service (pre-staging and inject); nil: its
+	// endpoints answer that it is not running.
+	Preload *preload.Service
 	// TimeSync reports the clock's state (default: KernelTimeSync).
 	TimeSync func() TimeSync
 	// Now is the clock of the failed-login limiter (tests).
@@ -143,9 +147,11 @@ func New(opts Options) *Server {
 	read("GET "+Prefix+"history", s.handleHistory)
 	change("POST "+Prefix+"reboot", s.powerHandler(Reboot).ServeHTTP)
 	change("POST "+Prefix+"poweroff", s.powerHandler(PowerOff).ServeHTTP)
+	s.registerPreload(read, change)
 	s.mux.Handle("GET /metrics", s.RequireRead(metrics.Handler(metrics.NewRegistry(metrics.Sources{
 		Version: opts.Version, Mode: string(opts.Mode), SafeMode: opts.ConfigErr != nil,
 		Report: opts.Report, Supervisor: opts.Supervisor, Events: eventCounts(opts.Events),
+		Preload: preloadStats(opts.Preload),
 	}), log)))
 	// The page holds no data (it reads the API, with the token when reads
 	// need one), so it is served to anyone.

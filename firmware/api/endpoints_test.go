@@ -122,6 +122,7 @@ var endpoints = []struct {
 	{"GET", "/api/v1/events/catalog", false, 200},
 	{"GET", "/api/v1/config", false, 200},
 	{"GET", "/api/v1/history", false, 200},
+	{"GET", "/api/v1/preload", false, 200},
 	{"GET", "/metrics", false, 200},
 	{"DELETE", "/api/v1/segments/" + segID, true, 200},
 	{"POST", "/api/v1/cache/flush", true, 200},

@@ -87,6 +87,11 @@ func New(opts Options) (*App, error) {
 	lead := subnetLeader(opts, hosted, log)
 	leaderStats := leaderReport{svc: lead, sup: sup, forward: opts.Config.Leader.Forward}
 	obs := observe(opts, log, sup, hosted, leaderStats, leaderStats)
+	// Discovery without its XDP fast path on an interface is event 140.
+	lead.ObserveXDP(func(iface string, err error) {
+		obs.events.Log(events.XDPUnavailable, events.Fields{"interface": iface, "error": err.Error()})
+	})
+	preloader := preloadService(opts, hosted, obs.events, log)
 	server := api.New(api.Options{
 		Thumbprint:   hosted.Thumbprint,
 		Version:      opts.Version,
@@ -105,11 +110,12 @@ func New(opts Options) (*App, error) {
 		Events:            obs.events,
 		History:           obs.history,
 		TimeSync:          opts.TimeSync,
+		Preload:           preloader,
 	})
 
 	specs := append([]Spec(nil), opts.System...)
 	specs = append(specs, Spec{Service: server.Service(string(opts.Config.API.Listen))}, Spec{Service: hosted},
-		Spec{Service: lead, After: []string{hosted.Name()}})
+		Spec{Service: lead, After: []string{hosted.Name()}}, Spec{Service: preloader, After: []string{hosted.Name()}})
 	specs = append(specs, obs.services...)
 	for _, s := range specs {
 		if err := sup.Add(s.Service, s.After...); err != nil {
@@ -126,6 +132,10 @@ func New(opts Options) (*App, error) {
 func subnetLeader(opts Options, hosted *hostedcache.Service, log *slog.Logger) *leader.Service {
 	log = log.With("service", "leader")
 	cfg, err := leader.FromConfig(opts.Config, hosted.Store, log)
+	// The box's interfaces are all its own: with none named, the XDP
+	// fast path takes every one discovery serves. A daemon shares its
+	// host, so there it attaches only to named LAN interfaces.
+	cfg.XDPAnyInterface = opts.Mode == api.ModeAppliance
 	if err != nil {
 		// The secret file went away since Load checked it: lead this
 		// subnet alone rather than not at all.

@@ -12,6 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/outpost-appliance/outpost/cache/preload/bandwidth"
+	"github.com/outpost-appliance/outpost/cache/preload/window"
 )
 
 // Config is the whole configuration. The zero value is not useful: start
@@ -33,6 +36,9 @@ type Config struct {
 	API         API         `toml:"api" json:"api"`
 	Log         Log         `toml:"log" json:"log"`
 	Console     Console     `toml:"console" json:"console"`
+	Preloading  Preloading  `toml:"preloading" json:"preloading"`
+	// Preload lists content to pre-stage ([[preload]]).
+	Preload []Preload `toml:"preload" json:"preload"`
 }
 
 // Interface is one [[interface]] entry: a network interface, or an 802.1Q
@@ -174,6 +180,47 @@ type Console struct {
 	// Shell offers the break-glass shell on the serial console (Enter
 	// starts it). Off, the console only shows the log.
 	Shell bool `toml:"shell" json:"shell"`
+}
+
+// Preloading is [preloading]: what every preload job shares, and the
+// secret that injected content must be made with.
+type Preloading struct {
+	// Limit caps all preloading's WAN fetches together; 0: no limit.
+	Limit bandwidth.Rate `toml:"limit" json:"limit"`
+	// Versions of content information pre-staged when an entry names
+	// none: 2 for Windows 8 and later, 1 for Windows 7.
+	Versions []int `toml:"versions" json:"versions"`
+	// MaxActive jobs fetch at once.
+	MaxActive int `toml:"max_active" json:"max_active"`
+	// Recheck runs every [[preload]] entry again this long after it
+	// finished (new versions of the content, evicted blocks); 0: never.
+	Recheck Duration `toml:"recheck" json:"recheck"`
+	// ContentSecret is the content servers' BranchCache secret (the
+	// passphrase of `netsh branchcache set key`), or ContentSecretFile
+	// holding it: `outpost inject` uploads are refused unless their
+	// content information was made with it.
+	ContentSecret     Secret `toml:"content_secret" json:"content_secret"`
+	ContentSecretFile string `toml:"content_secret_file" json:"content_secret_file"`
+}
+
+// Preload is one [[preload]] entry: content to keep pre-staged.
+type Preload struct {
+	// URL of the content on a BranchCache-enabled server (IIS, a BITS
+	// server, `outpost origin`).
+	URL string `toml:"url" json:"url"`
+	// Window is a daily schedule window ("01:00-05:00", "22:00-06:00
+	// Europe/Berlin"); outside it the job pauses. Empty: any time.
+	Window window.Window `toml:"window" json:"window"`
+	// Limit caps this entry's fetches; 0: only [preloading] limit.
+	Limit bandwidth.Rate `toml:"limit" json:"limit"`
+	// Versions of content information; empty: [preloading] versions.
+	Versions []int `toml:"versions" json:"versions"`
+}
+
+// ResolveContentSecret returns the content servers' secret, reading
+// ContentSecretFile if that is how it is given.
+func (p Preloading) ResolveContentSecret() (Secret, error) {
+	return resolveSecret(p.ContentSecret, p.ContentSecretFile)
 }
 
 // ResolveSecret returns the leader secret, reading SecretFile if that is

@@ -108,6 +108,16 @@ func TestValidValues(t *testing.T) {
 			return c.API.Listen == "127.0.0.1:9001" && c.API.Token.Reveal() == "0123456789abcdef" && !c.API.ReadOnlyAnonymous
 		}},
 		{"log", "[log]\nlevel = \"debug\"\nring_size = \"1MiB\"", func(c *Config) bool { return c.Log.Level == LogDebug && c.Log.RingSize == 1<<20 }},
+		{"preloading", "[preloading]\nlimit = \"50Mbit/s\"\nversions = [1, 2]\nmax_active = 4\nrecheck = 0\ncontent_secret = \"branch\"", func(c *Config) bool {
+			p := c.Preloading
+			return p.Limit == 50_000_000 && len(p.Versions) == 2 && p.MaxActive == 4 && p.Recheck == 0 && p.ContentSecret.Reveal() == "branch"
+		}},
+		{"preload entries", "[[preload]]\nurl = \"http://wsus.example.org/Content/install.wim\"\nwindow = \"22:00-06:00 Europe/Berlin\"\nlimit = \"2.5MB/s\"\nversions = [1]\n[[preload]]\nurl = \"https://iis.example.org/app.msi\"", func(c *Config) bool {
+			a, b := c.Preload[0], c.Preload[1]
+			return len(c.Preload) == 2 && a.Window.String() == "22:00-06:00 Europe/Berlin" && a.Window.Start == 22*60 && a.Limit == 20_000_000 &&
+				len(a.Versions) == 1 && b.URL == "https://iis.example.org/app.msi" && b.Window.IsAlways() && b.Limit == 0 && len(b.Versions) == 0
+		}},
+		{"preload limit 0", "[[preload]]\nurl = \"http://x.example/f\"\nlimit = 0", func(c *Config) bool { return c.Preload[0].Limit == 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,6 +199,22 @@ func TestInvalidValues(t *testing.T) {
 		{"api anonymous wrong type", "[api]\nread_only_anonymous = 1", "api.read_only_anonymous", 2, 23, "expected true or false"},
 		{"log level invalid", "[log]\nlevel = \"verbose\"", "log.level", 2, 9, `"debug", "info", "warn" or "error"`},
 		{"ring too small", "[log]\nring_size = \"1KiB\"", "log.ring_size", 2, 13, "out of range"},
+		{"preload without url", "[[preload]]\nwindow = \"01:00-05:00\"", "preload[0].url", 1, 3, "missing"},
+		{"preload url not http", "[[preload]]\nurl = \"ftp://x.example/f\"", "preload[0].url", 2, 7, "is not an http:// or https:// URL"},
+		{"preload url credentials", "[[preload]]\nurl = \"http://u:p@x.example/f\"", "preload[0].url", 2, 7, "credentials"},
+		{"preload window bad", "[[preload]]\nurl = \"http://x.example/f\"\nwindow = \"1am-5am\"", "preload[0].window", 3, 10, `invalid window "1am-5am"`},
+		{"preload window empty span", "[[preload]]\nurl = \"http://x.example/f\"\nwindow = \"03:00-03:00\"", "preload[0].window", 3, 10, "the same"},
+		{"preload window zone", "[[preload]]\nurl = \"http://x.example/f\"\nwindow = \"01:00-05:00 Mars/Base\"", "preload[0].window", 3, 10, "unknown time zone"},
+		{"preload limit without unit", "[[preload]]\nurl = \"http://x.example/f\"\nlimit = 20", "preload[0].limit", 3, 9, `invalid bandwidth "20"`},
+		{"preload limit wrong type", "[[preload]]\nurl = \"http://x.example/f\"\nlimit = true", "preload[0].limit", 3, 9, "expected a bandwidth"},
+		{"preload version 3", "[[preload]]\nurl = \"http://x.example/f\"\nversions = [3]", "preload[0].versions", 3, 1, "expected 1 (Windows 7 clients) and/or 2"},
+		{"preload duplicate", "[[preload]]\nurl = \"http://x.example/f\"\n[[preload]]\nurl = \"http://x.example/f\"", "preload[1].url", 4, 7, "already preloaded by preload[0]"},
+		{"preload unknown key", "[[preload]]\nurl = \"http://x.example/f\"\nspeed = 1", "preload[0].speed", 3, 1, "expected one of url, window, limit, versions"},
+		{"preloading versions empty", "[preloading]\nversions = []", "preloading.versions", 2, 1, "must not be empty"},
+		{"preloading versions twice", "[preloading]\nversions = [2, 2]", "preloading.versions", 2, 1, "listed twice"},
+		{"preloading max_active", "[preloading]\nmax_active = 0", "preloading.max_active", 2, 14, "expected 1 to 16"},
+		{"preloading limit text", "[preloading]\nlimit = \"fast\"", "preloading.limit", 2, 9, "expected a number and a unit"},
+		{"content secret and file", "[preloading]\ncontent_secret = \"x\"\ncontent_secret_file = \"/x\"", "preloading.content_secret_file", 3, 23, "exclusive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -417,6 +443,57 @@ func TestSecretFilesAndRedaction(t *testing.T) {
 		_, err := Load(path)
 		if err == nil || !strings.Contains(err.Error(), "outpost.toml:2:14: api.token_file") || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%s: got %v", file, err)
+		}
+	}
+}
+
+// Preload entries can be set from the kernel command line or --set, like
+// any other key.
+func TestPreloadOverrides(t *testing.T) {
+	var overrides []Override
+	for _, kv := range []string{"preload.0.url=http://wsus.example.org/f.cab", "preload.0.window=01:00-05:00", "preload.0.limit=20Mbit/s",
+		"preload.0.versions=1,2", "preloading.limit=100Mbit/s"} {
+		o, err := ParseOverride(kv, SourceFlag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		overrides = append(overrides, o)
+	}
+	c, err := Parse(nil, "t.toml", "", overrides...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Preload[0]
+	if len(c.Preload) != 1 || p.URL != "http://wsus.example.org/f.cab" || p.Window.String() != "01:00-05:00" || p.Limit != 20_000_000 ||
+		len(p.Versions) != 2 || c.Preloading.Limit != 100_000_000 {
+		t.Errorf("overrides not applied: %+v %+v", c.Preload, c.Preloading)
+	}
+	bad, _ := ParseOverride("preload.0.window=soon", SourceFlag)
+	if _, err := Parse(nil, "t.toml", "", bad); err == nil || !strings.Contains(err.Error(), "expected a daily window") {
+		t.Errorf("bad window override: %v", err)
+	}
+	// The effective configuration prints them as written.
+	text, err := c.Effective()
+	if err != nil || !strings.Contains(string(text), `window = '01:00-05:00'`) || !strings.Contains(string(text), `limit = '20Mbit/s'`) {
+		t.Errorf("effective configuration: %v\n%s", err, text)
+	}
+}
+
+func TestContentSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bc.key"), []byte("branch office\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "empty.key"), []byte("\n"), 0o600)
+	c, err := Parse([]byte("[preloading]\ncontent_secret_file = \"bc.key\""), "t.toml", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := c.Preloading.ResolveContentSecret(); err != nil || s.Reveal() != "branch office" {
+		t.Errorf("secret %q, %v", s.Reveal(), err)
+	}
+	for file, msg := range map[string]string{"empty.key": "is empty", "missing.key": "cannot read"} {
+		_, err := Parse([]byte("[preloading]\ncontent_secret_file = \""+file+"\""), "t.toml", dir)
+		if err == nil || !strings.Contains(err.Error(), "preloading.content_secret_file") || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s: %v", file, err)
 		}
 	}
 }

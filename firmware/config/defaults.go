@@ -34,6 +34,11 @@ func Default() *Config {
 		API:     API{Listen: ":9000", ReadOnlyAnonymous: true},
 		Log:     Log{Level: LogInfo, RingSize: 8 << 20},
 		Console: Console{Shell: true},
+		Preloading: Preloading{
+			Versions:  []int{2},
+			MaxActive: 2,
+			Recheck:   Duration(24 * time.Hour),
+		},
 	}
 }
 

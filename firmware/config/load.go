@@ -171,7 +171,7 @@ func unknownKeyMessage(key toml.Key) string {
 // relative to the configuration file's directory (the boot partition on
 // the appliance, so an admin can drop a certificate beside outpost.toml).
 func resolvePaths(c *Config, baseDir string) {
-	for _, p := range []*string{&c.HostedCache.TLSCert, &c.HostedCache.TLSKey, &c.Leader.SecretFile, &c.API.TokenFile} {
+	for _, p := range []*string{&c.HostedCache.TLSCert, &c.HostedCache.TLSKey, &c.Leader.SecretFile, &c.API.TokenFile, &c.Preloading.ContentSecretFile} {
 		if *p != "" && !filepath.IsAbs(*p) && baseDir != "" {
 			*p = filepath.Join(baseDir, *p)
 		}
@@ -199,6 +199,7 @@ func checkFiles(c *Config) []Problem {
 	}{
 		{"leader.secret_file", c.Leader.SecretFile, c.Leader.ResolveSecret},
 		{"api.token_file", c.API.TokenFile, c.API.ResolveToken},
+		{"preloading.content_secret_file", c.Preloading.ContentSecretFile, c.Preloading.ResolveContentSecret},
 	} {
 		if f.path == "" {
 			continue
@@ -207,6 +208,11 @@ func checkFiles(c *Config) []Problem {
 		switch {
 		case err != nil:
 			problems = append(problems, problemf(f.key, "cannot read %s: %v", f.path, unwrapPath(err)))
+		case f.key == "preloading.content_secret_file":
+			// A BranchCache passphrase may be short; empty is a mistake.
+			if s.Reveal() == "" {
+				problems = append(problems, problemf(f.key, "%s is empty; expected the content servers' BranchCache passphrase", f.path))
+			}
 		case len(s.Reveal()) < minSecretLen:
 			problems = append(problems, problemf(f.key, "%s holds %d characters; expected at least %d", f.path, len(s.Reveal()), minSecretLen))
 		}

@@ -4,6 +4,9 @@ import (
 	"encoding"
 	"reflect"
 	"strings"
+
+	"github.com/outpost-appliance/outpost/cache/preload/bandwidth"
+	"github.com/outpost-appliance/outpost/cache/preload/window"
 )
 
 // The schema is read from the Config struct's toml tags, so that the key
@@ -83,6 +86,10 @@ func describe(t reflect.Type) string {
 		return `an IP address such as "192.168.1.1"`
 	case reflect.TypeFor[DelayRange]():
 		return `a delay range such as "1ms-65ms"`
+	case reflect.TypeFor[bandwidth.Rate]():
+		return `a bandwidth such as "20Mbit/s" or "2.5MB/s", or 0 for no limit`
+	case reflect.TypeFor[window.Window]():
+		return `a daily window such as "01:00-05:00" or "22:00-06:00 Europe/Berlin"`
 	case reflect.TypeFor[Role](), reflect.TypeFor[Profile](), reflect.TypeFor[XDPMode](), reflect.TypeFor[LogLevel](),
 		reflect.TypeFor[Secret]():
 		return "a string"

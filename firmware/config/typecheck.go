@@ -6,6 +6,8 @@ import (
 	"reflect"
 
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/outpost-appliance/outpost/cache/preload/bandwidth"
 )
 
 // textKinds lists the TOML kinds each self-parsing value type accepts
@@ -15,6 +17,8 @@ var textKinds = map[reflect.Type][]unstable.Kind{
 	reflect.TypeFor[Size]():     {unstable.Integer},
 	reflect.TypeFor[Percent]():  {unstable.Integer, unstable.Float},
 	reflect.TypeFor[Duration](): {unstable.Integer},
+	// 0 is no limit; other numbers need a unit (checked by parsing).
+	reflect.TypeFor[bandwidth.Rate](): {unstable.Integer},
 }
 
 // checkTextValues parses, before decoding, every value whose type parses

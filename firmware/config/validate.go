@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -110,8 +111,78 @@ func Validate(c *Config) []Problem {
 		add("log.ring_size", "%s is out of range: expected %s to %s", c.Log.RingSize, Size(minRingSize), Size(maxRingSize))
 	}
 
+	p = append(p, validatePreload(c)...)
 	p = append(p, checkPortClashes(c)...)
 	return p
+}
+
+// validatePreload checks [preloading] and the [[preload]] entries.
+func validatePreload(c *Config) []Problem {
+	var p []Problem
+	add := func(key, format string, args ...any) { p = append(p, problemf(key, format, args...)) }
+	pl := &c.Preloading
+	if len(pl.Versions) == 0 {
+		add("preloading.versions", "must not be empty: expected [2] (Windows 8 and later), [1] (Windows 7) or [1, 2]")
+	} else if err := checkVersions(pl.Versions); err != "" {
+		add("preloading.versions", "%s", err)
+	}
+	if pl.Limit < 0 {
+		add("preloading.limit", "must not be negative")
+	}
+	if pl.MaxActive < 1 || pl.MaxActive > 16 {
+		add("preloading.max_active", "%d is out of range: expected 1 to 16 jobs at once", pl.MaxActive)
+	}
+	if pl.Recheck < 0 {
+		add("preloading.recheck", "must not be negative: expected a duration such as \"1d\", or 0 for never")
+	}
+	if pl.ContentSecret.IsSet() && pl.ContentSecretFile != "" {
+		add("preloading.content_secret_file", "content_secret and content_secret_file are exclusive: set one")
+	}
+	seen := map[string]int{}
+	for i, e := range c.Preload {
+		key := fmt.Sprintf("preload[%d]", i)
+		u, err := url.Parse(e.URL)
+		switch {
+		case e.URL == "":
+			add(key+".url", "missing: expected the URL of a file on a BranchCache-enabled server, e.g. \"http://wsus.example.org/Content/install.wim\"")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			add(key+".url", "%q is not an http:// or https:// URL", e.URL)
+		case u.User != nil:
+			add(key+".url", "credentials in the URL are not supported")
+		}
+		if err := checkVersions(e.Versions); err != "" {
+			add(key+".versions", "%s", err)
+		}
+		if e.Limit < 0 {
+			add(key+".limit", "must not be negative")
+		}
+		versions := e.Versions
+		if len(versions) == 0 {
+			versions = pl.Versions
+		}
+		id := fmt.Sprint(e.URL, versions)
+		if j, dup := seen[id]; dup && e.URL != "" {
+			add(key+".url", "%s is already preloaded by preload[%d]", e.URL, j)
+		}
+		seen[id] = i
+	}
+	return p
+}
+
+// checkVersions accepts content information versions 1 and 2, once each;
+// it returns what is wrong, or "".
+func checkVersions(v []int) string {
+	for i, x := range v {
+		if x != 1 && x != 2 {
+			return fmt.Sprintf("version %d: expected 1 (Windows 7 clients) and/or 2 (Windows 8 and later), e.g. [2] or [1, 2]", x)
+		}
+		for _, y := range v[:i] {
+			if x == y {
+				return fmt.Sprintf("version %d is listed twice", x)
+			}
+		}
+	}
+	return ""
 }
 
 func validateInterfaces(ifaces []Interface) []Problem {

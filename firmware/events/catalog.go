@@ -42,6 +42,14 @@ const (
 	LeaderReachable    ID = 131  // a peer leader answers again
 	LeaderAuthFailed   ID = 132  // a forwarded message failed authentication
 	XDPUnavailable     ID = 140  // discovery runs without XDP on an interface
+	PreloadStarted     ID = 150  // a preload job started fetching
+	PreloadCompleted   ID = 151  // a preload job holds all its content
+	PreloadFailed      ID = 152  // a preload job gave up
+	PreloadPaused      ID = 153  // a preload job waits for its schedule window
+	PreloadRetrying    ID = 154  // a preload attempt failed; it is retried
+	PreloadCancelled   ID = 155  // an operator cancelled a preload job
+	InjectCompleted    ID = 156  // injected content is all held
+	InjectRefused      ID = 157  // an inject upload was refused
 	VerificationFailed ID = 6401 // Windows 6401: invalid data from a peer, discarded
 	OfferMalformed     ID = 6402 // Windows 6402: an offer message was malformed
 )
@@ -90,6 +98,14 @@ func Catalog() map[ID]Definition {
 		{LeaderReachable, "leader-reachable", Info, "a peer leader answers again", ""},
 		{LeaderAuthFailed, "leader-auth-failed", Warning, "a forwarded message failed authentication (wrong secret, replayed or too old) and was dropped", ""},
 		{XDPUnavailable, "xdp-unavailable", Warning, "discovery runs without the XDP fast path on an interface", ""},
+		{PreloadStarted, "preload-started", Info, "a preload job started fetching content from its origin", ""},
+		{PreloadCompleted, "preload-completed", Info, "a preload job holds all its content: the branch is warm for it", ""},
+		{PreloadFailed, "preload-failed", Error, "a preload job gave up (a permanent error, or too many failed attempts)", ""},
+		{PreloadPaused, "preload-paused", Info, "a preload job waits outside its schedule window", ""},
+		{PreloadRetrying, "preload-retrying", Warning, "a preload attempt failed; the job is retried after a backoff", ""},
+		{PreloadCancelled, "preload-cancelled", Info, "an operator cancelled a preload job", ""},
+		{InjectCompleted, "inject-completed", Info, "content injected over the API (outpost inject) is all held", ""},
+		{InjectRefused, "inject-refused", Warning, "an inject upload was refused (content information not made with the content servers' secret, or data that does not match it)", ""},
 		{VerificationFailed, "verification-failed", Warning, "a client sent a block that does not match its hash; it was discarded and nothing more is taken from that client for the segment", "6401 (received invalid data from a peer; data discarded)"},
 		{OfferMalformed, "offer-malformed", Warning, "an offer message could not be used (malformed or inconsistent)", "6402 (the message offering data is incorrectly formatted)"},
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/outpost-appliance/outpost/cache/preload"
 	"github.com/outpost-appliance/outpost/firmware/events"
 	"github.com/outpost-appliance/outpost/firmware/report"
 	"github.com/outpost-appliance/outpost/firmware/supervise"
@@ -28,6 +29,8 @@ type Sources struct {
 	Report     *report.Reporter
 	Supervisor interface{ Snapshot() []supervise.Status }
 	Events     interface{ Counts() map[events.ID]uint64 }
+	// Preload is the preload service (nil: not configured).
+	Preload interface{ Stats() preload.Stats }
 }
 
 // NewRegistry returns a registry with Outpost's collector and the Go
@@ -78,7 +81,10 @@ type collector struct {
 	leaderForwardsReceived, leaderMatches, leaderRelayBytes, leaderAuthFail    metric
 	discoveryUp, discoveryProbes, discoveryAnswered, discoveryForwarded        metric
 	discoveryDropped, discoveryXDPDropped, discoveryXDPMode                    metric
+	discoveryXDPPackets                                                        metric
 	eventsTotal                                                                metric
+	preloadUp, preloadJobs, preloadFetched, preloadStored, preloadFailures     metric
+	preloadRate, preloadLimit, injectBlocks, injectBytes, injectRefused        metric
 }
 
 func newCollector(src Sources) *collector {
@@ -138,8 +144,20 @@ func newCollector(src Sources) *collector {
 	c.discoveryDropped = def(counter, "discovery_dropped_total", "Probes the responder dropped on the socket path, by reason.", "interface", "reason")
 	c.discoveryXDPDropped = def(counter, "discovery_xdp_dropped_total", "Probes dropped by the XDP program, by reason.", "interface", "reason")
 	c.discoveryXDPMode = def(gauge, "discovery_xdp_mode", "1 for the XDP mode the interface runs in (native, generic, off).", "interface", "mode")
+	c.discoveryXDPPackets = def(counter, "discovery_xdp_packets_total", "Packets the XDP program handled on the interface, by outcome (captured, pass-v2, drop-not-held, …).", "interface", "outcome")
 
 	c.eventsTotal = def(counter, "events_total", "Events by ID (docs/events.md), suppressed ones included.", "id", "name")
+
+	c.preloadUp = def(gauge, "preload_up", "1 when the preload service runs.")
+	c.preloadJobs = def(gauge, "preload_jobs", "Preload jobs by state (queued, running, paused, retrying, completed, failed, cancelled).", "state")
+	c.preloadFetched = def(counter, "preload_fetched_bytes_total", "Bytes preloading read from origins (the WAN cost).")
+	c.preloadStored = def(counter, "preload_stored_blocks_total", "Blocks (V1) and segments (V2) preloading stored, verified.")
+	c.preloadFailures = def(counter, "preload_failed_attempts_total", "Preload attempts that failed.")
+	c.preloadRate = def(gauge, "preload_rate_bits_per_second", "The current fetch rate of all preloading.")
+	c.preloadLimit = def(gauge, "preload_limit_bits_per_second", "The total bandwidth limit of preloading; 0 = none.")
+	c.injectBlocks = def(counter, "inject_stored_blocks_total", "Blocks and segments stored from outpost inject uploads, verified.")
+	c.injectBytes = def(counter, "inject_stored_bytes_total", "Content bytes stored from outpost inject uploads.")
+	c.injectRefused = def(counter, "inject_refused_total", "Inject uploads refused (wrong secret, data not matching its content information).")
 	return c
 }
 
@@ -164,6 +182,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		c.collectCache(ch, r.Cache())
 		c.collectLeaders(ch, r.Leaders())
 		c.collectDiscovery(ch, r.Discovery())
+	}
+	if p := c.src.Preload; p != nil {
+		c.collectPreload(ch, p.Stats())
 	}
 	if ev := c.src.Events; ev != nil {
 		for id, n := range ev.Counts() {
@@ -242,7 +263,25 @@ func (c *collector) collectDiscovery(ch chan<- prometheus.Metric, d report.Disco
 		if ifc.XDPMode != "" {
 			c.discoveryXDPMode.emit(ch, 1, ifc.Name, ifc.XDPMode)
 		}
+		for outcome, n := range ifc.XDPCounters {
+			c.discoveryXDPPackets.emit(ch, float64(n), ifc.Name, outcome)
+		}
 	}
+}
+
+func (c *collector) collectPreload(ch chan<- prometheus.Metric, st preload.Stats) {
+	c.preloadUp.emit(ch, boolValue(st.Running))
+	for state, n := range st.Jobs {
+		c.preloadJobs.emit(ch, float64(n), string(state))
+	}
+	c.preloadFetched.emit(ch, float64(st.FetchedBytes))
+	c.preloadStored.emit(ch, float64(st.StoredBlocks))
+	c.preloadFailures.emit(ch, float64(st.FailedAttempts))
+	c.preloadRate.emit(ch, st.RateBits)
+	c.preloadLimit.emit(ch, float64(st.Limit))
+	c.injectBlocks.emit(ch, float64(st.Inject.Blocks))
+	c.injectBytes.emit(ch, float64(st.Inject.Bytes))
+	c.injectRefused.emit(ch, float64(st.Inject.Refused))
 }
 
 func boolValue(b bool) float64 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/outpost-appliance/outpost/cache/preload"
 	"github.com/outpost-appliance/outpost/firmware/events"
 	"github.com/outpost-appliance/outpost/firmware/report"
 	"github.com/outpost-appliance/outpost/firmware/report/reporttest"
@@ -39,8 +40,14 @@ func sources(withServices bool) Sources {
 		Report:     report.New(reporttest.Sources(reporttest.NewStore(3, now), withServices, now)),
 		Supervisor: fakeSupervisor{{Name: "api", State: supervise.Running}, {Name: "hosted-cache", State: supervise.BackingOff, Restarts: 2}},
 		Events:     fakeEvents{events.PullFailed: 3, events.Started: 1},
+		Preload: fakePreload{Running: true, Jobs: map[preload.State]int{preload.Running: 1, preload.Completed: 2},
+			FetchedBytes: 5 << 20, StoredBlocks: 80, RateBits: 19.5e6, Limit: 20_000_000, Inject: preload.InjectStats{Blocks: 3, Bytes: 196608}},
 	}
 }
+
+type fakePreload preload.Stats
+
+func (f fakePreload) Stats() preload.Stats { return preload.Stats(f) }
 
 // The metric names and labels are a contract with every dashboard and
 // alert written against them: this golden list changes only on purpose

@@ -30,7 +30,7 @@ func TestSelfContained(t *testing.T) {
 			t.Errorf("the page loads something from elsewhere: %s", m)
 		}
 	}
-	for _, id := range []string{"services", "cache-fill", "hit-ratio", "wan-saved", "bytes-served", "chart", "top-segments", "leaders", "events", `name="viewport"`} {
+	for _, id := range []string{"services", "cache-fill", "hit-ratio", "wan-saved", "bytes-served", "chart", "top-segments", "leaders", "events", "preload", `name="viewport"`} {
 		if !strings.Contains(string(body), id) {
 			t.Errorf("the page lacks %s", id)
 		}

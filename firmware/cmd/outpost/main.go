@@ -14,9 +14,11 @@ import (
 
 	"github.com/outpost-appliance/outpost/firmware/cicmd"
 	"github.com/outpost-appliance/outpost/firmware/getcmd"
+	"github.com/outpost-appliance/outpost/firmware/injectcmd"
 	"github.com/outpost-appliance/outpost/firmware/offercmd"
 	"github.com/outpost-appliance/outpost/firmware/origincmd"
 	"github.com/outpost-appliance/outpost/firmware/pid1"
+	"github.com/outpost-appliance/outpost/firmware/preloadcmd"
 	"github.com/outpost-appliance/outpost/firmware/probecmd"
 )
 
@@ -33,6 +35,8 @@ Commands:
   offer    offer a file to a hosted cache as a Windows client would
   probe    multicast discovery probes for a .ci file's segments and print who answers
   origin   serve a directory over HTTP as a BranchCache content server (like IIS)
+  preload  ask a running outpost to pre-stage a URL from a BranchCache server now
+  inject   hash local files with the content servers' secret and store them in a running outpost
   version  print the version
 
 As the image's /init (PID 1), outpost boots the appliance instead.
@@ -76,6 +80,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return probecmd.Run(ctx, args[1:], stdout, stderr)
 	case "origin":
 		return origincmd.Run(ctx, args[1:], stdout, stderr)
+	case "preload":
+		return preloadcmd.Run(ctx, args[1:], stdout, stderr)
+	case "inject":
+		return injectcmd.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "outpost", version())
 		return 0
