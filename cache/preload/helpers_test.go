@@ -24,7 +24,7 @@ import (
 	"github.com/outpost-appliance/outpost/peerdist/pccrtp"
 )
 
-var testSecret = ServerSecret("branch office secret")
+var testSecret = pccrc.PassphraseSecret("branch office secret")
 
 // testOrigin is a small BranchCache-enabled web server: it answers
 // PeerDist requests with content information made by pccrc and serves

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"github.com/outpost-appliance/outpost/peerdist/pccrc"
 )
@@ -28,18 +27,6 @@ var (
 	// restarted): send the content information again.
 	ErrNoSession = errors.New("unknown inject session (expired, or the appliance restarted): send the content information again")
 )
-
-// ServerSecret is the content server's secret key for a passphrase, as
-// Windows makes it from `netsh branchcache set key "<passphrase>"`:
-// UTF-16LE, no terminating NUL (protocols.md §2.2).
-func ServerSecret(passphrase string) []byte {
-	units := utf16.Encode([]rune(passphrase))
-	out := make([]byte, 0, 2*len(units))
-	for _, u := range units {
-		out = append(out, byte(u), byte(u>>8))
-	}
-	return out
-}
 
 // Session limits: an upload goes quiet for at most sessionIdle between
 // requests; at most maxSessions are kept (the least recently used goes).

@@ -39,7 +39,7 @@ type preloadFixture struct {
 
 func newPreloadFixture(t *testing.T, contentSecret string) *preloadFixture {
 	t.Helper()
-	f := &preloadFixture{secret: preload.ServerSecret(branchSecret)}
+	f := &preloadFixture{secret: pccrc.PassphraseSecret(branchSecret)}
 	dir := t.TempDir()
 	f.data = make([]byte, 300_000)
 	rand.NewChaCha8([32]byte{7}).Read(f.data)
@@ -61,7 +61,7 @@ func newPreloadFixture(t *testing.T, contentSecret string) *preloadFixture {
 	t.Cleanup(func() { f.st.Close() })
 	var secret []byte
 	if contentSecret != "" {
-		secret = preload.ServerSecret(contentSecret)
+		secret = pccrc.PassphraseSecret(contentSecret)
 	}
 	f.svc = preload.New(preload.Options{Store: func() preload.Store { return f.st }, Secret: secret, Logger: quiet, MaxAttempts: 1})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -187,7 +187,7 @@ func TestInjectEndpoints(t *testing.T) {
 	wantAPIError(t, err, http.StatusUnauthorized, "bearer token")
 	_, err = f.client.InjectBegin(ctx, "app.msi", []byte("not content information"))
 	wantAPIError(t, err, http.StatusBadRequest, "content information")
-	wrong, _ := pccrc.GenerateV2(ctx, bytes.NewReader(f.data), preload.ServerSecret("another secret"))
+	wrong, _ := pccrc.GenerateV2(ctx, bytes.NewReader(f.data), pccrc.PassphraseSecret("another secret"))
 	wrongRaw, _ := wrong.MarshalBinary()
 	_, err = f.client.InjectBegin(ctx, "app.msi", wrongRaw)
 	wantAPIError(t, err, http.StatusForbidden, "not made with this appliance's content server secret")

@@ -10,6 +10,7 @@ import (
 	"github.com/outpost-appliance/outpost/cache/hostedcache"
 	"github.com/outpost-appliance/outpost/cache/preload"
 	"github.com/outpost-appliance/outpost/firmware/events"
+	"github.com/outpost-appliance/outpost/peerdist/pccrc"
 )
 
 // PreloadStateFile is where the preload jobs are kept, under the data
@@ -27,7 +28,7 @@ func preloadService(opts Options, hosted *hostedcache.Service, evlog *events.Log
 		// Load checked the file; it went away since. Inject is refused.
 		log.Error("content server secret unreadable; outpost inject is refused", "err", err)
 	} else if s.IsSet() {
-		secret = preload.ServerSecret(s.Reveal())
+		secret = pccrc.PassphraseSecret(s.Reveal())
 	}
 	entries := make([]preload.Spec, len(cfg.Preload))
 	for i, e := range cfg.Preload {

@@ -170,7 +170,7 @@ func TestInjectEndToEnd(t *testing.T) {
 			t.Errorf("%+v", r)
 		}
 	}
-	secret := preload.ServerSecret(contentSecret)
+	secret := pccrc.PassphraseSecret(contentSecret)
 	for name, data := range files {
 		for _, v := range []pccrc.Version{pccrc.V1, pccrc.V2} {
 			var ci *pccrc.Info
@@ -267,7 +267,7 @@ func TestPreloadFromOriginEndToEnd(t *testing.T) {
 	served := t.TempDir()
 	big := randomFile(t, filepath.Join(served, "os/install.wim"), 32<<20+200_000, 5) // two V1 segments
 	msu := randomFile(t, filepath.Join(served, "updates/kb5034441.msu"), 900_000, 6)
-	srv, err := origin.New(origin.Options{Dir: served, Secret: origin.PassphraseSecret(contentSecret), CacheDir: t.TempDir(),
+	srv, err := origin.New(origin.Options{Dir: served, Secret: pccrc.PassphraseSecret(contentSecret), CacheDir: t.TempDir(),
 		Logger: slog.New(slog.DiscardHandler), InlineHashLimit: 1 << 40, MinFileAge: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +341,7 @@ func TestStatusPageShowsPreload(t *testing.T) {
 	browser := &chromium.Browser{Path: chromium.Find(t), Dir: t.TempDir()}
 	served := t.TempDir()
 	randomFile(t, filepath.Join(served, "app.msi"), 2_000_000, 8)
-	srv, err := origin.New(origin.Options{Dir: served, Secret: origin.PassphraseSecret(contentSecret), CacheDir: t.TempDir(),
+	srv, err := origin.New(origin.Options{Dir: served, Secret: pccrc.PassphraseSecret(contentSecret), CacheDir: t.TempDir(),
 		Logger: slog.New(slog.DiscardHandler), InlineHashLimit: 1 << 40, MinFileAge: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ package cicmd
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"unicode/utf16"
 
 	"github.com/outpost-appliance/outpost/firmware/cli"
 	"github.com/outpost-appliance/outpost/peerdist/pccrc"
@@ -25,12 +23,12 @@ const usage = `usage: outpost ci <command> [arguments]
 
 Commands:
   hash    produce content information for a file, as a BranchCache content server would
-          outpost ci hash --version 1|2 (--secret TEXT | --secret-hex HEX) [--hash sha256|sha384|sha512]
+          outpost ci hash --version 1|2 (--secret TEXT | --secret-file F | --secret-hex HEX) [--hash sha256|sha384|sha512]
                           [--range START:LEN] FILE -o FILE.ci
   show    print content information as JSON
           outpost ci show FILE.ci
   verify  check a file against content information; exits 1 naming the first bad segment/block
-          outpost ci verify [--secret TEXT | --secret-hex HEX] FILE.ci FILE
+          outpost ci verify [--secret TEXT | --secret-file F | --secret-hex HEX] FILE.ci FILE
 `
 
 // Run executes `outpost ci` with args (the words after "ci") and returns
@@ -62,42 +60,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return cli.ExitCode(err, "outpost ci", usage, stderr)
 }
 
-// secretFlags registers --secret and --secret-hex on fs.
-type secretFlags struct{ text, hexText string }
-
-func (s *secretFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.text, "secret", "", "server secret passphrase, encoded UTF-16LE as Windows does")
-	fs.StringVar(&s.hexText, "secret-hex", "", "server secret key as hex bytes")
-}
-
-// bytes returns the server secret key, or nil if neither flag was given.
-func (s *secretFlags) bytes() ([]byte, error) {
-	switch {
-	case s.text != "" && s.hexText != "":
-		return nil, cli.Usagef("give --secret or --secret-hex, not both")
-	case s.text != "":
-		return utf16LE(s.text), nil
-	case s.hexText != "":
-		key, err := hex.DecodeString(strings.TrimSpace(s.hexText))
-		if err != nil {
-			return nil, cli.Usagef("--secret-hex: %v", err)
-		}
-		return key, nil
-	}
-	return nil, nil
-}
-
-// utf16LE encodes a passphrase as Windows does for `netsh branchcache set
-// key` (UTF-16LE, no terminating NUL; protocols.md §2.2).
-func utf16LE(s string) []byte {
-	units := utf16.Encode([]rune(s))
-	out := make([]byte, 0, 2*len(units))
-	for _, u := range units {
-		out = append(out, byte(u), byte(u>>8))
-	}
-	return out
-}
-
 func runHash(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("outpost ci hash", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -105,8 +67,8 @@ func runHash(ctx context.Context, args []string, stderr io.Writer) error {
 	hashName := fs.String("hash", "sha256", "V1 hash algorithm: sha256, sha384 or sha512")
 	rangeText := fs.String("range", "", "describe only START:LEN bytes of the file, as for an HTTP Range request")
 	output := fs.String("o", "", "output file (- for standard output)")
-	var secret secretFlags
-	secret.register(fs)
+	var secret cli.SecretFlags
+	secret.Register(fs)
 	files, err := cli.ParseFlags(fs, args)
 	if err != nil {
 		return err
@@ -117,12 +79,12 @@ func runHash(ctx context.Context, args []string, stderr io.Writer) error {
 	if *output == "" {
 		return cli.Usagef("hash needs -o FILE.ci (or -o - for standard output)")
 	}
-	key, err := secret.bytes()
+	key, err := secret.Key()
 	if err != nil {
 		return err
 	}
 	if key == nil {
-		return cli.Usagef("hash needs the server secret: --secret TEXT or --secret-hex HEX")
+		return cli.Usagef("hash needs the server secret: --secret TEXT, --secret-file FILE or --secret-hex HEX")
 	}
 	var algo pccrc.HashAlgo
 	switch strings.ToLower(*hashName) {
@@ -207,8 +169,8 @@ func readInfo(path string) (*pccrc.Info, error) {
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("outpost ci verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var secret secretFlags
-	secret.register(fs)
+	var secret cli.SecretFlags
+	secret.Register(fs)
 	files, err := cli.ParseFlags(fs, args)
 	if err != nil {
 		return err
@@ -216,7 +178,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(files) != 2 {
 		return cli.Usagef("verify takes FILE.ci and FILE")
 	}
-	key, err := secret.bytes()
+	key, err := secret.Key()
 	if err != nil {
 		return err
 	}

@@ -243,13 +243,3 @@ func TestUsageErrors(t *testing.T) {
 		t.Error("a range past the end of the file was accepted")
 	}
 }
-
-func TestUTF16LESecret(t *testing.T) {
-	got := hex.EncodeToString(utf16LE("server secret"))
-	if got != "7300650072007600650072002000730065006300720065007400" {
-		t.Errorf("UTF-16LE of the MS test suite secret = %s", got)
-	}
-	if got := hex.EncodeToString(utf16LE("é😀")); got != "e9003dd800de" {
-		t.Errorf("UTF-16LE with a surrogate pair = %s", got)
-	}
-}

@@ -7,7 +7,6 @@ package injectcmd
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -78,9 +77,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset.Usage = func() { fmt.Fprint(stderr, usage) }
 	apiURL := fset.String("api", api.DefaultURL, "")
 	token := fset.String("token", os.Getenv("OUTPOST_TOKEN"), "")
-	secretText := fset.String("secret", "", "")
-	secretFile := fset.String("secret-file", "", "")
-	secretHex := fset.String("secret-hex", "", "")
+	var secretFlags cli.SecretFlags
+	secretFlags.Register(fset)
 	versionText := fset.String("version", "2", "")
 	asJSON := fset.Bool("json", false, "")
 	paths, err := cli.ParseFlags(fset, args)
@@ -91,7 +89,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var secret []byte
 	var versions []pccrc.Version
 	if err == nil {
-		secret, err = readSecret(*secretText, *secretFile, *secretHex)
+		secret, err = secretFlags.RequiredKey()
 	}
 	if err == nil {
 		versions, err = parseVersions(*versionText)
@@ -136,37 +134,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func isUnreachable(err error) bool { return strings.Contains(err.Error(), "is outpost running?") }
-
-func readSecret(text, file, hexText string) ([]byte, error) {
-	given := 0
-	for _, s := range []string{text, file, hexText} {
-		if s != "" {
-			given++
-		}
-	}
-	if given != 1 {
-		return nil, cli.Usagef("give the content servers' secret with one of --secret, --secret-file or --secret-hex")
-	}
-	switch {
-	case text != "":
-		return preload.ServerSecret(text), nil
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, cli.Usagef("--secret-file: %v", err)
-		}
-		pass := strings.TrimRight(string(b), "\r\n")
-		if pass == "" {
-			return nil, cli.Usagef("--secret-file %s is empty", file)
-		}
-		return preload.ServerSecret(pass), nil
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(hexText))
-	if err != nil || len(key) == 0 {
-		return nil, cli.Usagef("--secret-hex: expected hex bytes")
-	}
-	return key, nil
-}
 
 func parseVersions(text string) ([]pccrc.Version, error) {
 	var out []pccrc.Version

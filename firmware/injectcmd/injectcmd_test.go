@@ -42,20 +42,6 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-func TestReadSecret(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "k")
-	os.WriteFile(f, []byte("branch office\r\n"), 0o600)
-	for _, tt := range []struct{ text, file, hex string }{{"branch office", "", ""}, {"", f, ""}, {"", "", "6200720061006e00630068"}} {
-		got, err := readSecret(tt.text, tt.file, tt.hex)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tt.hex == "" && !bytes.Equal(got, preload.ServerSecret("branch office")) {
-			t.Errorf("%+v: %x", tt, got)
-		}
-	}
-}
-
 // Pieces of a missing range start and end on unit boundaries and are
 // about the size asked for.
 func TestChunks(t *testing.T) {

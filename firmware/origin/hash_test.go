@@ -103,7 +103,7 @@ func TestCachePersistsAcrossRestart(t *testing.T) {
 		t.Errorf("after restart: %+v, want no hash run and 2 disk hits", got)
 	}
 	// A restart with another secret does not use the first one's entries.
-	fx.opts.Secret = PassphraseSecret("another secret")
+	fx.opts.Secret = pccrc.PassphraseSecret("another secret")
 	fx.restart(t)
 	fx.waitHashed(t, "dir/p.bin", pccrc.V1)
 	if got := fx.srv.Stats().HashRuns; got != 1 {

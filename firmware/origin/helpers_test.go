@@ -35,7 +35,7 @@ func newFixture(t testing.TB, edit func(*Options)) *fixture {
 	t.Helper()
 	fx := &fixture{dir: t.TempDir(), cache: t.TempDir()}
 	fx.opts = Options{
-		Dir: fx.dir, CacheDir: fx.cache, Secret: PassphraseSecret(testSecret), Logger: quiet,
+		Dir: fx.dir, CacheDir: fx.cache, Secret: pccrc.PassphraseSecret(testSecret), Logger: quiet,
 		MinFileAge: -1,
 	}
 	if edit != nil {
@@ -170,7 +170,7 @@ func checkCI(t testing.TB, ci *pccrc.Info, data []byte, start, end uint64) {
 	if err := ci.Verify(context.Background(), bytes.NewReader(data)); err != nil {
 		t.Fatalf("content information does not verify against the file: %v", err)
 	}
-	if err := ci.CheckSecrets(PassphraseSecret(testSecret)); err != nil {
+	if err := ci.CheckSecrets(pccrc.PassphraseSecret(testSecret)); err != nil {
 		t.Fatalf("segment secrets: %v", err)
 	}
 	if s, e := ci.Range(); s != start || e != end {

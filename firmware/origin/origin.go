@@ -19,11 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf16"
 
 	"github.com/outpost-appliance/outpost/peerdist/pccrc"
 )
@@ -47,7 +45,7 @@ type Options struct {
 	// Dir is the directory served. Required.
 	Dir string
 	// Secret is the server secret key (for a passphrase set with `netsh
-	// branchcache set key`, its UTF-16LE bytes: see PassphraseSecret).
+	// branchcache set key`, its UTF-16LE bytes: see pccrc.PassphraseSecret).
 	// Required.
 	Secret []byte
 	// CacheDir keeps computed content information; DefaultCacheDir() when
@@ -227,32 +225,6 @@ func DefaultCacheDir() string {
 		}
 	}
 	return "/var/cache/outpost-origin"
-}
-
-// PassphraseSecret turns a passphrase into the server secret key as
-// Windows does for `netsh branchcache set key "<text>"`: UTF-16LE without
-// a terminating NUL (protocols.md §2.2).
-func PassphraseSecret(text string) []byte {
-	units := utf16.Encode([]rune(text))
-	out := make([]byte, 0, 2*len(units))
-	for _, u := range units {
-		out = append(out, byte(u), byte(u>>8))
-	}
-	return out
-}
-
-// ReadSecretFile reads a passphrase from a file (one line; the trailing
-// newline is not part of it) and returns its PassphraseSecret.
-func ReadSecretFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("origin: secret file: %w", err)
-	}
-	text := strings.TrimRight(string(b), "\r\n")
-	if text == "" {
-		return nil, fmt.Errorf("origin: secret file %s is empty", path)
-	}
-	return PassphraseSecret(text), nil
 }
 
 // versionEnabled reports whether content information version v (1 or 2)

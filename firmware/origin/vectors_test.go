@@ -47,9 +47,9 @@ func TestConformanceSuiteContentInformation(t *testing.T) {
 	}
 	vectors.JSON(t, &doc, "mstest-vectors", "derived", "summary.json")
 	sum := map[string]mstestFile{"SingleBlock.txt": doc.SingleBlock, "MultipleBlocks.txt": doc.MultipleBlocks, "MultipleSegments.txt": doc.MultipleSegments}
-	fx := newFixture(t, func(o *Options) { o.Secret = PassphraseSecret("server secret") })
+	fx := newFixture(t, func(o *Options) { o.Secret = pccrc.PassphraseSecret("server secret") })
 	if got, _ := hex.DecodeString("7300650072007600650072002000730065006300720065007400"); string(got) != string(fx.opts.Secret) {
-		t.Fatalf("PassphraseSecret(\"server secret\") = %x", fx.opts.Secret)
+		t.Fatalf("pccrc.PassphraseSecret(\"server secret\") = %x", fx.opts.Secret)
 	}
 	for _, name := range []string{"SingleBlock.txt", "MultipleBlocks.txt", "MultipleSegments.txt"} {
 		t.Run(name, func(t *testing.T) {

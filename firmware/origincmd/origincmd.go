@@ -7,7 +7,6 @@ package origincmd
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -92,9 +91,8 @@ func parseArgs(args []string, stderr io.Writer) (settings, error) {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	dir := fs.String("dir", "", "")
 	listen := fs.String("listen", ":8080", "")
-	secretText := fs.String("secret", "", "")
-	secretFile := fs.String("secret-file", "", "")
-	secretHex := fs.String("secret-hex", "", "")
+	var secretFlags cli.SecretFlags
+	secretFlags.Register(fs)
 	cacheDir := fs.String("cache-dir", "", "")
 	versions := fs.String("versions", "1,2", "")
 	inlineLimit := fs.String("inline-hash-limit", "0", "")
@@ -117,7 +115,7 @@ func parseArgs(args []string, stderr io.Writer) (settings, error) {
 	s := settings{listen: *listen, opts: origin.Options{
 		Dir: *dir, CacheDir: *cacheDir, HashWorkers: *workers, Prehash: *prehash,
 	}}
-	if s.opts.Secret, err = secret(*secretText, *secretFile, *secretHex); err != nil {
+	if s.opts.Secret, err = secretFlags.RequiredKey(); err != nil {
 		return settings{}, err
 	}
 	if s.opts.Versions, err = parseVersions(*versions); err != nil {
@@ -132,30 +130,6 @@ func parseArgs(args []string, stderr io.Writer) (settings, error) {
 		return settings{}, cli.Usagef("--log-level %q: want debug, info, warn or error", *level)
 	}
 	return s, nil
-}
-
-// secret returns the server secret key from exactly one of the flags.
-func secret(text, file, hexText string) ([]byte, error) {
-	given := 0
-	for _, v := range []string{text, file, hexText} {
-		if v != "" {
-			given++
-		}
-	}
-	if given != 1 {
-		return nil, cli.Usagef("give the server secret with one of --secret, --secret-file or --secret-hex")
-	}
-	switch {
-	case text != "":
-		return origin.PassphraseSecret(text), nil
-	case file != "":
-		return origin.ReadSecretFile(file)
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(hexText))
-	if err != nil || len(key) == 0 {
-		return nil, cli.Usagef("--secret-hex: want hex bytes")
-	}
-	return key, nil
 }
 
 func parseVersions(s string) ([]pccrc.Version, error) {

@@ -47,7 +47,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad workers", []string{"--dir", dir, "--secret", "x", "--hash-workers", "0"}, cli.ExitUsage, "--hash-workers"},
 		{"stray argument", []string{"--dir", dir, "--secret", "x", "extra"}, cli.ExitUsage, "unexpected"},
 		{"unknown flag", []string{"--dir", dir, "--secret", "x", "--nope"}, cli.ExitUsage, "nope"},
-		{"empty secret file", []string{"--dir", dir, "--secret-file", empty, "--cache-dir", t.TempDir()}, cli.ExitInternal, "empty"},
+		{"empty secret file", []string{"--dir", dir, "--secret-file", empty, "--cache-dir", t.TempDir()}, cli.ExitUsage, "empty"},
 		{"missing dir", []string{"--dir", filepath.Join(dir, "nope"), "--secret", "x", "--cache-dir", t.TempDir()}, cli.ExitInternal, "nope"},
 		{"cache inside dir", []string{"--dir", dir, "--secret", "x", "--cache-dir", filepath.Join(dir, "ci")}, cli.ExitInternal, "inside"},
 		{"--help", []string{"--help"}, cli.ExitOK, "usage: outpost origin"},
