@@ -105,7 +105,10 @@ bench:
 	        "ServeBlocks outpost / nginx", reqs[o, c] / reqs[n, c], reqs[o, c], reqs[n, c], p99[o, c], p99[n, c]; \
 	      if (((o, c) in scpu) && ((n, c) in scpu) && scpu[o, c] > 0) \
 	      printf "%-40s %5.2fx  (server CPU per request: %.0f vs %.0f µs; the box'"'"'s ceiling when it serves alone)\n", \
-	        "ServeBlocks CPU efficiency outpost/nginx", scpu[n, c] / scpu[o, c], scpu[o, c], scpu[n, c] } }' $(BIN)/bench.txt
+	        "ServeBlocks CPU efficiency outpost/nginx", scpu[n, c] / scpu[o, c], scpu[o, c], scpu[n, c]; \
+	      g = "BenchmarkServeBlocks/gohttp-static"; if (((g, c) in scpu) && ((n, c) in scpu) && scpu[g, c] > 0) \
+	      printf "%-40s %5.2fx  (%.0f req/s, %.0f µs server CPU per request: Go'"'"'s net/http writing a fixed 64 KiB reply, the floor under outpost)\n", \
+	        "ServeBlocks gohttp-static / nginx", reqs[g, c] / reqs[n, c], reqs[g, c], scpu[g, c] } }' $(BIN)/bench.txt
 	@awk '$$1 ~ /^BenchmarkFastPath\// { name = $$1; sub(/-[0-9]+$$/, "", name); sub(/^BenchmarkFastPath\//, "", name); \
 	    for (i = 2; i < NF; i++) { if ($$(i+1) == "ns/packet") ns[name] = $$i; if ($$(i+1) == "packets/s") pps[name] = $$i } } \
 	  function ratio(what, a, goal) { if ((a in ns) && ns[a] > 0) printf "%-40s %5.0fx  (%.0f vs %.0f ns/packet%s)\n", what, ns["socket-path"] / ns[a], ns["socket-path"], ns[a], goal } \

@@ -53,16 +53,18 @@ func heldBlocks(b *testing.B) (ids [][]byte, blocks [][]byte) {
 
 func BenchmarkServeBlocks(b *testing.B) {
 	ids, blocks := heldBlocks(b)
-	b.Run("outpost", func(b *testing.B) {
-		addr, pid := startOutpost(b, ids, blocks)
-		bodies := make([][]byte, len(ids))
-		for i, id := range ids {
-			bodies[i], _ = (&pccrr.GetBlks{Crypto: pccrr.CryptoAES128, SegmentID: id, Ranges: []pccrr.BlockRange{{Index: 0, Count: 1}}}).Marshal()
-		}
-		runLoad(b, func(c *http.Client, i int) (*http.Response, error) {
-			return c.Post("http://"+addr+pccrr.Path, "application/octet-stream", bytes.NewReader(bodies[i]))
-		}, len(ids), 4+16+36+12+65552+8+16, pid)
-	})
+	bodies := make([][]byte, len(ids))
+	for i, id := range ids {
+		bodies[i], _ = (&pccrr.GetBlks{Crypto: pccrr.CryptoAES128, SegmentID: id, Ranges: []pccrr.BlockRange{{Index: 0, Count: 1}}}).Marshal()
+	}
+	for _, mode := range []struct{ name, child string }{{"outpost", "store"}, {"gohttp-static", "static"}} {
+		b.Run(mode.name, func(b *testing.B) {
+			addr, pid := startOutpost(b, ids, blocks, mode.child)
+			runLoad(b, func(c *http.Client, i int) (*http.Response, error) {
+				return c.Post("http://"+addr+pccrr.Path, "application/octet-stream", bytes.NewReader(bodies[i]))
+			}, len(ids), 4+16+36+12+65552+8+16, pid)
+		})
+	}
 	b.Run("nginx", func(b *testing.B) {
 		addr, pid := startNginx(b, blocks)
 		runLoad(b, func(c *http.Client, i int) (*http.Response, error) {
@@ -215,16 +217,22 @@ http {
 // binary serves from a store of its own (TestServeBenchChild).
 const serveChildEnv = "OUTPOST_SERVEBENCH_BLOCKS"
 
+// serveModeEnv selects what the child serves: "store" (the retrieval
+// server over a segment store) or "static" (net/http answering every
+// request with one fixed 64 KiB MSG_BLK from memory: the floor that Go's
+// HTTP server alone puts under any handler).
+const serveModeEnv = "OUTPOST_SERVEBENCH_MODE"
+
 // startOutpost runs the retrieval server over a segment store holding the
 // blocks in a child process (the test binary again), and returns its
 // address.
-func startOutpost(b *testing.B, ids, blocks [][]byte) (addr string, pid int) {
+func startOutpost(b *testing.B, ids, blocks [][]byte, mode string) (addr string, pid int) {
 	dir := b.TempDir()
 	for i := range ids {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("%x", ids[i])), blocks[i], 0o644)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeBenchChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), serveChildEnv+"="+dir)
+	cmd.Env = append(os.Environ(), serveChildEnv+"="+dir, serveModeEnv+"="+mode)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -267,7 +275,17 @@ func TestServeBenchChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: Handler(&OfferServer{}, &retrieval.Server{Source: src})}
+	handler := Handler(&OfferServer{}, &retrieval.Server{Source: src})
+	if os.Getenv(serveModeEnv) == "static" {
+		reply := append(make([]byte, 4+16+36+12), blocks[0]...)
+		reply = append(reply, make([]byte, 8+16)...)
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Length", strconv.Itoa(len(reply)))
+			w.Write(reply)
+		})
+	}
+	srv := &http.Server{Handler: handler}
 	go srv.Serve(ln)
 	fmt.Println(ln.Addr())
 	io.Copy(io.Discard, os.Stdin)
