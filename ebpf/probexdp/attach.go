@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 )
 
 // Mode is how the program is attached to an interface.
@@ -122,6 +124,7 @@ type Manager struct {
 	mu       sync.Mutex
 	attached map[string]*Attachment
 	failed   map[string]string // name -> error of the last attempt
+	trunks   map[string]string // name -> why it is left alone (a trunk port)
 }
 
 // NewManager returns a manager of prog's attachments.
@@ -133,7 +136,7 @@ func NewManager(prog *Program, cfg ManagerConfig) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{prog: prog, cfg: cfg, log: log, attached: map[string]*Attachment{}, failed: map[string]string{}}
+	return &Manager{prog: prog, cfg: cfg, log: log, attached: map[string]*Attachment{}, failed: map[string]string{}, trunks: map[string]string{}}
 }
 
 // Run attaches now and keeps the attachments current until ctx ends,
@@ -152,12 +155,18 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// wanted lists the interfaces to attach to now, by name and index.
-func (m *Manager) wanted() map[string]int {
+// wanted lists the interfaces to attach to now, by name and index, and
+// the trunk ports left alone: an interface that is the parent of a wanted
+// VLAN interface. A probe tagged for a VLAN is only attributed with
+// certainty by the VLAN's own device (generic XDP there sees it untagged,
+// with that device as its ingress); a NIC that strips tags in hardware
+// would show it to a program on the parent as untagged traffic of the
+// parent's own subnet. The program passes every tagged frame it sees.
+func (m *Manager) wanted() (map[string]int, map[string]string) {
 	out := map[string]int{}
 	all, err := net.Interfaces()
 	if err != nil {
-		return out
+		return out, nil
 	}
 	for _, ni := range all {
 		if len(m.cfg.Interfaces) == 0 {
@@ -169,15 +178,53 @@ func (m *Manager) wanted() map[string]int {
 		}
 		out[ni.Name] = ni.Index
 	}
-	return out
+	trunks := leaveTrunks(out, func(idx int) (string, int) {
+		l, err := netlink.LinkByIndex(idx)
+		if err != nil {
+			return "", 0
+		}
+		return l.Type(), l.Attrs().ParentIndex
+	})
+	return out, trunks
+}
+
+// leaveTrunks removes from ifaces (name -> index) every interface that is
+// the parent of a VLAN interface in ifaces, and returns why, by name;
+// link reports an interface's kind ("vlan", …) and parent index.
+func leaveTrunks(ifaces map[string]int, link func(index int) (kind string, parent int)) map[string]string {
+	byIndex := map[int]string{}
+	for name, idx := range ifaces {
+		byIndex[idx] = name
+	}
+	vlans := map[string][]string{} // parent -> its VLAN interfaces
+	for name, idx := range ifaces {
+		if kind, parent := link(idx); kind == "vlan" {
+			if p, ok := byIndex[parent]; ok {
+				vlans[p] = append(vlans[p], name)
+			}
+		}
+	}
+	trunks := map[string]string{}
+	for parent, names := range vlans {
+		slices.Sort(names)
+		delete(ifaces, parent)
+		trunks[parent] = "a trunk port: its VLAN interfaces (" + strings.Join(names, ", ") + ") take their probes; its untagged traffic uses the socket path"
+	}
+	return trunks
 }
 
 // Reconcile attaches to the wanted interfaces not attached yet and drops
 // attachments whose interface is gone or has a new index.
 func (m *Manager) Reconcile() {
-	want := m.wanted()
+	want, trunks := m.wanted()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for name, why := range trunks {
+		if _, known := m.trunks[name]; !known {
+			m.log.Info("xdp: not attached to a trunk port", "interface", name, "reason", why)
+		}
+	}
+	m.trunks = trunks
 	for name, a := range m.attached {
 		if idx, ok := want[name]; ok && idx == a.Index && linkAlive(a) {
 			continue
@@ -245,6 +292,9 @@ func (m *Manager) Status() map[string]InterfaceStatus {
 	}
 	for name, e := range m.failed {
 		out[name] = InterfaceStatus{Interface: name, Mode: Off, Error: e}
+	}
+	for name, why := range m.trunks {
+		out[name] = InterfaceStatus{Interface: name, Mode: Off, Error: why}
 	}
 	m.mu.Unlock()
 	for name, st := range out {

@@ -20,6 +20,14 @@
 // and hands it to the leader: a probe is only ever dropped when the socket
 // path would not have answered it either.
 //
+// VLANs: a probe tagged for a VLAN belongs to the VLAN's interface and
+// subnet, which only that interface's device can tell for sure (a NIC
+// that strips tags in hardware hides them from a program on the parent).
+// So the program passes tagged discovery traffic, and the Manager
+// attaches to served VLAN interfaces (generic mode: the stack hands them
+// their frames untagged) but not to their trunk port, whose own untagged
+// subnet, if served, then uses the socket path.
+//
 // Attach tries native mode where the driver supports it, then generic
 // mode; where neither works, discovery runs on the socket path alone and
 // the interface shows mode "off" (Manager). Nothing here ever stops the

@@ -123,7 +123,7 @@ func diff(a, b Counters) Counters {
 		PassUnicast: a.PassUnicast - b.PassUnicast, PassHeader: a.PassHeader - b.PassHeader,
 		PassOversize: a.PassOversize - b.PassOversize, PassOtherWSD: a.PassOtherWSD - b.PassOtherWSD,
 		PassV2: a.PassV2 - b.PassV2, PassUncertain: a.PassUncertain - b.PassUncertain,
-		PassChecksum: a.PassChecksum - b.PassChecksum, PassRingFull: a.PassRingFull - b.PassRingFull,
+		PassChecksum: a.PassChecksum - b.PassChecksum, PassRingFull: a.PassRingFull - b.PassRingFull, PassVLAN: a.PassVLAN - b.PassVLAN,
 		DropRateLimit: a.DropRateLimit - b.DropRateLimit, DropNotHeld: a.DropNotHeld - b.DropNotHeld,
 		Captured: a.Captured - b.Captured, CapturedHeld: a.CapturedHeld - b.CapturedHeld, CapturedPeer: a.CapturedPeer - b.CapturedPeer,
 	}

@@ -67,6 +67,7 @@ enum counter {
 	C_CAPTURED,       /* handed to the leader on the ring buffer, then dropped */
 	C_CAPTURED_HELD,  /* of those, with a segment in the held map */
 	C_CAPTURED_PEER,  /* of those, with a segment in the peer map */
+	C_PASS_VLAN,      /* to 3702 with an 802.1Q tag: passed to the VLAN's own device, whose program sees it untagged */
 	C_MAX
 };
 
@@ -543,6 +544,20 @@ static __always_inline int pass_other(void)
 	return XDP_PASS;
 }
 
+/* A tagged discovery datagram is for a VLAN interface: only that device
+ * (where the stack delivers it untagged, with itself as the ingress)
+ * attributes it to the right subnet, and a NIC that strips tags in
+ * hardware would hide the tag from this program anyway. The Go side
+ * attaches to VLAN interfaces, not to their trunk port. */
+static __always_inline int pass_vlan(void)
+{
+	__u32 zero = 0;
+	struct counters *c = bpf_map_lookup_elem(&stats, &zero);
+	if (c)
+		c->n[C_PASS_VLAN]++;
+	return XDP_PASS;
+}
+
 static __always_inline int pass_fragment(void)
 {
 	__u32 zero = 0;
@@ -642,6 +657,7 @@ int outpost_probe(struct xdp_md *ctx)
 	__be16 proto = eth->h_proto;
 	const __u8 *l3 = (const __u8 *)(eth + 1);
 	__u32 hdrs = sizeof(*eth); /* bytes before the UDP payload */
+	int tagged = 0;
 	if (proto == bpf_htons(ETH_P_8021Q)) {
 		const struct vlan_hdr *vh = (const void *)l3;
 		if ((const __u8 *)(vh + 1) > end)
@@ -649,6 +665,7 @@ int outpost_probe(struct xdp_md *ctx)
 		proto = vh->proto;
 		l3 = (const __u8 *)(vh + 1);
 		hdrs += sizeof(*vh);
+		tagged = 1;
 	}
 
 	__u32 zero = 0;
@@ -671,6 +688,8 @@ int outpost_probe(struct xdp_md *ctx)
 			return XDP_PASS;
 		if (udp->dest != bpf_htons(WSD_PORT))
 			return pass_other();
+		if (tagged)
+			return pass_vlan();
 		s = bpf_map_lookup_elem(&scratch, &zero);
 		if (!s)
 			return XDP_PASS;
@@ -696,6 +715,8 @@ int outpost_probe(struct xdp_md *ctx)
 			return XDP_PASS;
 		if (udp->dest != bpf_htons(WSD_PORT))
 			return pass_other();
+		if (tagged)
+			return pass_vlan();
 		s = bpf_map_lookup_elem(&scratch, &zero);
 		if (!s)
 			return XDP_PASS;

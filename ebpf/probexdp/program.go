@@ -196,6 +196,9 @@ type Counters struct {
 	Discovery uint64
 	// Passed to the socket path, by reason.
 	PassUnicast, PassHeader, PassOversize, PassOtherWSD, PassV2, PassUncertain, PassChecksum, PassRingFull uint64
+	// PassVLAN counts tagged discovery datagrams (all interfaces
+	// together), left to their VLAN interface's own program.
+	PassVLAN uint64
 	// Dropped: over the per-source rate, or held nowhere known.
 	DropRateLimit, DropNotHeld uint64
 	// Captured probes went to the leader (then dropped from the stack);
@@ -204,13 +207,13 @@ type Counters struct {
 	Captured, CapturedHeld, CapturedPeer uint64
 }
 
-func countersFrom(sum [16]uint64) Counters {
+func countersFrom(sum [len(xdpCounters{}.N)]uint64) Counters {
 	return Counters{
 		Other: sum[0], Fragments: sum[1], Discovery: sum[2],
 		PassUnicast: sum[3], PassHeader: sum[4], PassOversize: sum[5], PassOtherWSD: sum[6],
 		PassV2: sum[7], PassUncertain: sum[8], PassChecksum: sum[9], PassRingFull: sum[10],
 		DropRateLimit: sum[11], DropNotHeld: sum[12],
-		Captured: sum[13], CapturedHeld: sum[14], CapturedPeer: sum[15],
+		Captured: sum[13], CapturedHeld: sum[14], CapturedPeer: sum[15], PassVLAN: sum[16],
 	}
 }
 
@@ -226,6 +229,7 @@ func (c *Counters) add(o Counters) {
 	c.PassUncertain += o.PassUncertain
 	c.PassChecksum += o.PassChecksum
 	c.PassRingFull += o.PassRingFull
+	c.PassVLAN += o.PassVLAN
 	c.DropRateLimit += o.DropRateLimit
 	c.DropNotHeld += o.DropNotHeld
 	c.Captured += o.Captured
@@ -251,6 +255,7 @@ func (c Counters) Map() map[string]uint64 {
 		"pass-uncertain":       c.PassUncertain,
 		"pass-checksum":        c.PassChecksum,
 		"pass-ring-full":       c.PassRingFull,
+		"pass-vlan":            c.PassVLAN,
 		"drop-rate-limit":      c.DropRateLimit,
 		"drop-not-held":        c.DropNotHeld,
 		"captured":             c.Captured,
@@ -265,7 +270,7 @@ func (p *Program) slotCounters(slot uint32) (Counters, error) {
 	if err := p.objs.Stats.Lookup(slot, &perCPU); err != nil {
 		return Counters{}, fmt.Errorf("probexdp: counters: %w", err)
 	}
-	var sum [16]uint64
+	var sum [len(xdpCounters{}.N)]uint64
 	for _, c := range perCPU {
 		for i, n := range c.N {
 			sum[i] += n

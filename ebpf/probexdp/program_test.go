@@ -2,8 +2,11 @@ package probexdp
 
 import (
 	"errors"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -86,5 +89,39 @@ func TestDecodeEventRefusesBadRecords(t *testing.T) {
 		if _, err := decodeEvent(raw, nil); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
+	}
+}
+
+// A trunk port is left alone when its VLAN interfaces are served: only
+// they attribute a tagged probe to the right subnet.
+func TestLeaveTrunks(t *testing.T) {
+	links := map[int][2]any{ // index -> kind, parent
+		2: {"device", 0}, 3: {"vlan", 2}, 4: {"vlan", 2}, 5: {"device", 0}, 6: {"vlan", 9},
+	}
+	link := func(idx int) (string, int) { l := links[idx]; return l[0].(string), l[1].(int) }
+	for _, tt := range []struct {
+		name   string
+		ifaces map[string]int
+		want   []string // attached
+		trunks []string
+	}{
+		{"a trunk with two VLANs", map[string]int{"eth0": 2, "eth0.10": 3, "eth0.20": 4}, []string{"eth0.10", "eth0.20"}, []string{"eth0"}},
+		{"a VLAN whose parent is not served", map[string]int{"eth0.10": 3, "eth1": 5}, []string{"eth0.10", "eth1"}, nil},
+		{"plain interfaces", map[string]int{"eth0": 2, "eth1": 5}, []string{"eth0", "eth1"}, nil},
+		{"a VLAN of an interface not listed", map[string]int{"eth0": 2, "vlan6": 6}, []string{"eth0", "vlan6"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			trunks := leaveTrunks(tt.ifaces, link)
+			got := slices.Sorted(maps.Keys(tt.ifaces))
+			gotTrunks := slices.Sorted(maps.Keys(trunks))
+			if !slices.Equal(got, tt.want) || !slices.Equal(gotTrunks, tt.trunks) {
+				t.Fatalf("attached %v, trunks %v; want %v, %v", got, gotTrunks, tt.want, tt.trunks)
+			}
+			for _, why := range trunks {
+				if !strings.Contains(why, "eth0.10, eth0.20") {
+					t.Errorf("reason %q does not name the VLAN interfaces in order", why)
+				}
+			}
+		})
 	}
 }

@@ -28,7 +28,7 @@ type xdpConfig struct {
 
 type xdpCounters struct {
 	_ structs.HostLayout
-	N [16]uint64
+	N [17]uint64
 }
 
 type xdpEvent struct {
