@@ -63,6 +63,7 @@ type scenario struct {
 	tool  string // the QEMU binary
 	uefi  string // OVMF code: boot the disk image through UEFI and its loader
 	full  bool   // offer/get/probe, reboot, persistence, API power-off
+	vlan  bool   // eth0 as a trunk with two VLANs, probed with tagged frames
 }
 
 // TestBoot boots each QEMU board in its own network namespace. The full
@@ -88,6 +89,8 @@ func TestBoot(t *testing.T) {
 		{board: "pc-amd64", tool: "qemu-system-x86_64", uefi: "/usr/share/OVMF/OVMF_CODE.fd"},
 		// qemu-amd64's own disk image, through OVMF and systemd-boot.
 		{name: "qemu-amd64-uefi", board: "qemu-amd64", tool: "qemu-system-x86_64", uefi: "/usr/share/OVMF/OVMF_CODE.fd"},
+		// One box answering on two 802.1Q VLANs of a trunk port.
+		{name: "qemu-amd64-vlan", board: "qemu-amd64", tool: "qemu-system-x86_64", vlan: true},
 	}
 	for _, sc := range tests {
 		name := sc.name
@@ -124,7 +127,7 @@ func bootBoard(t *testing.T, repo, host string, sc scenario) {
 	if out, err := exec.CommandContext(ctx, "cp", "--sparse=always", r.Disk, disk).CombinedOutput(); err != nil {
 		t.Fatalf("copy disk: %v\n%s", err, out)
 	}
-	if sc.full {
+	if sc.full || sc.vlan {
 		e.ns = e.netns(ctx)
 	}
 
@@ -133,6 +136,9 @@ func bootBoard(t *testing.T, repo, host string, sc scenario) {
 		Append: "outpost.interface.0.name=eth0 outpost.interface.0.address=" + guestAddr + "/24 outpost.time.ntp= outpost.api.token=" + apiToken,
 		Net:    []string{"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:77:00:02"},
 		Prefix: []string{"ip", "netns", "exec", e.ns},
+	}
+	if sc.vlan {
+		m.Append = vlanAppend() + " outpost.time.ntp= outpost.api.token=" + apiToken
 	}
 	if sc.uefi != "" {
 		// The loader entry on the disk carries the command line: DHCP
@@ -160,6 +166,9 @@ func bootBoard(t *testing.T, repo, host string, sc scenario) {
 		t.Fatal(err)
 	}
 	t.Logf("boot-to-ready %s: %.2fs (%s)", sc.board, time.Since(g.Started()).Seconds(), line)
+	if sc.vlan {
+		e.vlanTrunk(ctx)
+	}
 	if !sc.full {
 		return // the deferred cancel kills QEMU
 	}
@@ -176,7 +185,7 @@ func bootBoard(t *testing.T, repo, host string, sc scenario) {
 		e.outpostCmd(ctx, "ci", "hash", "--version", v, "--secret", "boottest", "-o", filepath.Join(e.dir, "v"+v+".ci"), content)
 	}
 	// The discovery fast path runs in native mode on eth0 (virtio-net).
-	e.xdp(ctx, func(mode string, _ map[string]uint64) bool { return mode == "native" }, "attached in native mode")
+	e.xdp(ctx, "eth0", func(mode string, _ map[string]uint64) bool { return mode == "native" }, "attached in native mode")
 
 	steps := []struct {
 		name  string
@@ -207,7 +216,7 @@ func bootBoard(t *testing.T, repo, host string, sc scenario) {
 	}
 	check("first boot")
 	// The V1 probes for held segments went through the fast path.
-	e.xdp(ctx, func(_ string, c map[string]uint64) bool { return c["captured-held"] > 0 }, "V1 probes captured for held segments")
+	e.xdp(ctx, "eth0", func(_ string, c map[string]uint64) bool { return c["captured-held"] > 0 }, "V1 probes captured for held segments")
 
 	// Reboot over the API: QEMU restarts the guest in place, the data
 	// partition keeps the cache.
@@ -273,8 +282,8 @@ func (e *env) idleMemory(ctx context.Context) {
 }
 
 // xdp waits up to 20 s for the guest's status (outpost status --json) to
-// show the XDP fast path on eth0 in a state ok accepts, and logs it.
-func (e *env) xdp(ctx context.Context, ok func(mode string, counters map[string]uint64) bool, what string) {
+// show the XDP fast path on iface in a state ok accepts, and logs it.
+func (e *env) xdp(ctx context.Context, iface string, ok func(mode string, counters map[string]uint64) bool, what string) {
 	e.t.Helper()
 	var last string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
@@ -291,16 +300,16 @@ func (e *env) xdp(ctx context.Context, ok func(mode string, counters map[string]
 			e.t.Fatalf("status: %v\n%s", err, out)
 		}
 		for _, i := range st.Interfaces {
-			if i.Name == "eth0" {
+			if i.Name == iface {
 				last = fmt.Sprintf("mode %q, error %q, counters %v", i.XDP, i.XDPError, i.XDPCounters)
 				if ok(i.XDP, i.XDPCounters) {
-					e.t.Logf("XDP on eth0: %s: %s", what, last)
+					e.t.Logf("XDP on %s: %s: %s", iface, what, last)
 					return
 				}
 			}
 		}
 	}
-	e.t.Fatalf("XDP on eth0 not %s after 20 s: %s", what, last)
+	e.t.Fatalf("XDP on %s not %s after 20 s: %s", iface, what, last)
 }
 
 // syncBuffer collects the console while the test reads it.
