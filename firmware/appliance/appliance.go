@@ -91,6 +91,8 @@ func New(opts Options) (*App, error) {
 	lead.ObserveXDP(func(iface string, err error) {
 		obs.events.Log(events.XDPUnavailable, events.Fields{"interface": iface, "error": err.Error()})
 	})
+	// A peer leader unreachable, then reachable again, is events 130, 131.
+	lead.ObservePeers(peerEvents(obs.events))
 	preloader := preloadService(opts, hosted, obs.events, log)
 	server := api.New(api.Options{
 		Thumbprint:   hosted.Thumbprint,

@@ -3,15 +3,28 @@ package appliance
 import (
 	"time"
 
+	"github.com/outpost-appliance/outpost/firmware/config"
+	"github.com/outpost-appliance/outpost/firmware/events"
 	"github.com/outpost-appliance/outpost/firmware/report"
 	"github.com/outpost-appliance/outpost/firmware/supervise"
+	"github.com/outpost-appliance/outpost/leader/forward"
 	leader "github.com/outpost-appliance/outpost/leader/service"
 )
 
-// quietAfter: a peer leader that sent no authenticated message for this
-// long is shown "quiet" rather than "reachable" (the leader protocol has
-// no keep-alive, so silence does not prove it down).
-const quietAfter = 15 * time.Minute
+// peerEvents logs peer leaders going unreachable (event 130) and, after
+// that, reachable again (event 131); the first contact at start-up is no
+// news.
+func peerEvents(evlog *events.Log) func(forward.PeerChange) {
+	return func(c forward.PeerChange) {
+		switch {
+		case c.State == forward.PeerUnreachable:
+			evlog.Log(events.LeaderUnreachable, events.Fields{"peer": c.Name, "address": c.Address, "error": c.Reason})
+		case c.State == forward.PeerReachable && c.From == forward.PeerUnreachable:
+			evlog.Log(events.LeaderReachable, events.Fields{"peer": c.Name, "address": c.Address,
+				"down_for": config.FormatDuration(c.DownFor.Round(time.Second))})
+		}
+	}
+}
 
 // leaderReport shows the leader service's counters in the management
 // API's shapes (report.LeaderStats and report.DiscoveryStats).
@@ -37,18 +50,17 @@ func (l leaderReport) Leaders() report.Leaders {
 	if st.Forwarding == nil {
 		return out
 	}
-	now := time.Now()
 	for _, p := range st.Forwarding.Leaders {
 		state := report.PeerUnknown
-		switch {
-		case p.LastContact.IsZero():
-		case now.Sub(p.LastContact) < quietAfter:
+		switch p.State {
+		case forward.PeerReachable:
 			state = report.PeerReachable
-		default:
-			state = report.PeerQuiet
+		case forward.PeerUnreachable:
+			state = report.PeerUnreachable
 		}
 		out.Peers = append(out.Peers, report.LeaderPeer{
-			Name: p.Name, Address: p.Address, State: state, LastContact: p.LastContact,
+			Name: p.Name, Address: p.Address, State: state, StateSince: p.StateSince, Reason: p.Reason,
+			LastContact: p.LastContact,
 			LeaderCounters: report.LeaderCounters{
 				ForwardsSent: p.ForwardsSent, ForwardsReceived: p.ForwardsReceived, Matches: p.MatchesReceived,
 				RelayBytes: p.RelayBytes, AuthFailures: p.AuthFailures + p.Rejected,

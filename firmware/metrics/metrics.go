@@ -129,7 +129,7 @@ func newCollector(src Sources) *collector {
 	c.diskLow = def(gauge, "data_filesystem_low", "1 when free space is below the low-disk floor.")
 
 	c.leaderUp = def(gauge, "leader_up", "1 when the leader service runs.")
-	c.leaderPeerReachable = def(gauge, "leader_peer_reachable", "1 when the peer leader was heard from lately, else 0 (quiet, unreachable or never heard from).", "peer", "address")
+	c.leaderPeerReachable = def(gauge, "leader_peer_reachable", "1 when the peer leader answers the leader protocol's keepalives, else 0 (unreachable, or not known yet).", "peer", "address")
 	c.leaderLastContact = def(gauge, "leader_peer_last_contact_timestamp_seconds", "When the peer leader last answered (Unix time).", "peer", "address")
 	c.leaderForwardsSent = def(counter, "leader_forwards_sent_total", "Probes forwarded to the peer leader.", "peer", "address")
 	c.leaderForwardsReceived = def(counter, "leader_forwards_received_total", "Probes the peer leader forwarded here.", "peer", "address")

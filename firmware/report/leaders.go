@@ -22,10 +22,12 @@ type Leaders struct {
 type LeaderPeer struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	// State: "reachable" (heard from lately), "quiet" (not heard from for
-	// a while), "unreachable" (known to be down) or "unknown" (never
-	// heard from).
+	// State, from the leader protocol's keepalives: "reachable" (it
+	// answers), "unreachable" (it left the last keepalives unanswered;
+	// Reason says how) or "unknown" (not yet either), since StateSince.
 	State       string    `json:"state"`
+	StateSince  time.Time `json:"state_since,omitzero"`
+	Reason      string    `json:"reason,omitempty"`
 	LastContact time.Time `json:"last_contact,omitzero"`
 	LeaderCounters
 }
@@ -33,7 +35,6 @@ type LeaderPeer struct {
 // Leader peer states.
 const (
 	PeerReachable   = "reachable"
-	PeerQuiet       = "quiet"
 	PeerUnreachable = "unreachable"
 	PeerUnknown     = "unknown"
 )

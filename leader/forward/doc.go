@@ -9,4 +9,8 @@
 // the ProbeMatches for a bounded window and returns every holder it hears
 // of. A forwarded request is never forwarded again, so leaders cannot loop.
 // The origin records the holders for the relay and answers its client.
+//
+// Keepalives (and their acks) on the same ports tell each leader which
+// peers are reachable; the Forwarder reports changes through
+// Config.OnPeerChange and the state in Stats.
 package forward

@@ -34,6 +34,12 @@ const (
 	DefaultForwardRate = 50
 	// DefaultPeerRate bounds the requests accepted per second per peer.
 	DefaultPeerRate = 200
+	// DefaultKeepaliveInterval is how often each peer gets a keepalive.
+	DefaultKeepaliveInterval = 30 * time.Second
+	// DefaultKeepaliveMisses is how many keepalives in a row a peer
+	// leaves unanswered (no authenticated message at all) before it is
+	// unreachable.
+	DefaultKeepaliveMisses = 3
 	// MaxCollecting bounds re-multicast probes collecting at once.
 	MaxCollecting = 256
 	// maxRepliesPerRequest bounds the reply datagrams one request causes.
@@ -75,7 +81,15 @@ type Config struct {
 	Skew          time.Duration
 	ForwardRate   float64
 	PeerRate      float64
-	Logger        *slog.Logger
+	// KeepaliveInterval and KeepaliveMisses (defaults 30 s and 3) decide
+	// when a peer is unreachable: misses keepalives in a row, sent every
+	// interval, without an authenticated message from it.
+	KeepaliveInterval time.Duration
+	KeepaliveMisses   int
+	// OnPeerChange is told when a peer becomes reachable or unreachable
+	// (nil: nobody). Calls for one peer come in order; it must not block.
+	OnPeerChange func(PeerChange)
+	Logger       *slog.Logger
 }
 
 // Stats are the forwarder's counters.
@@ -155,6 +169,12 @@ func Listen(ctx context.Context, cfg Config) (*Forwarder, error) {
 	if cfg.PeerRate <= 0 {
 		cfg.PeerRate = DefaultPeerRate
 	}
+	if cfg.KeepaliveInterval <= 0 {
+		cfg.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if cfg.KeepaliveMisses <= 0 {
+		cfg.KeepaliveMisses = DefaultKeepaliveMisses
+	}
 	if cfg.Holders == nil {
 		cfg.Holders = holders.New(0, 0)
 	}
@@ -173,8 +193,9 @@ func Listen(ctx context.Context, cfg Config) (*Forwarder, error) {
 		pending:    map[string]*pending{},
 		collecting: map[string]*collect{},
 	}
+	start := time.Now()
 	for _, pc := range cfg.Peers {
-		f.peers.list = append(f.peers.list, newPeer(pc, cfg.PeerRate))
+		f.peers.list = append(f.peers.list, newPeer(pc, cfg.PeerRate, start))
 	}
 	for _, err := range f.peers.resolveAll(ctx) {
 		log.Warn("forward: peer leader not resolved (retried every minute)", "err", err)
@@ -200,8 +221,9 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
-	wg.Go(func() { errs <- f.readLoop(ctx, f.reqConn, f.handleRequest) })
-	wg.Go(func() { errs <- f.readLoop(ctx, f.repConn, f.handleReply) })
+	wg.Go(func() { errs <- f.readLoop(ctx, f.reqConn, f.handleRequestPort) })
+	wg.Go(func() { errs <- f.readLoop(ctx, f.repConn, f.handleReplyPort) })
+	wg.Go(func() { f.keepalives(ctx) })
 	if f.cfg.Remulticast != nil {
 		wg.Go(func() {
 			if err := f.cfg.Remulticast.Receive(ctx, f.handleMatch); err != nil {
@@ -256,7 +278,8 @@ func (f *Forwarder) readLoop(ctx context.Context, c *net.UDPConn, handle func(co
 }
 
 // open authenticates a datagram from src and attributes it to a peer.
-func (f *Forwarder) open(b []byte, src netip.AddrPort, want Type) (*Envelope, *peer) {
+// The caller records it as heard from (unless it is an ack of nothing).
+func (f *Forwarder) open(b []byte, src netip.AddrPort) (*Envelope, *peer) {
 	p := f.peers.byAddr(src.Addr())
 	if p == nil {
 		f.unknownSources.Add(1)
@@ -279,12 +302,127 @@ func (f *Forwarder) open(b []byte, src netip.AddrPort, want Type) (*Envelope, *p
 		f.log.Warn("forward: message rejected", "leader", p.name, "from", src, "err", err)
 		return nil, nil
 	}
-	p.lastContact.Store(time.Now().UnixNano())
-	if e.Type != want {
-		f.malformed.Add(1)
-		return nil, nil
-	}
 	return e, p
+}
+
+// handleRequestPort takes requests and keepalives.
+func (f *Forwarder) handleRequestPort(ctx context.Context, b []byte, src netip.AddrPort) {
+	e, p := f.open(b, src)
+	if e == nil {
+		return
+	}
+	p.heard(time.Now(), f.notify)
+	switch e.Type {
+	case TypeRequest:
+		f.handleRequest(ctx, e, p, src)
+	case TypeKeepalive:
+		f.answerKeepalive(e, p, src)
+	default:
+		f.malformed.Add(1)
+	}
+}
+
+// handleReplyPort takes replies and keepalive acks.
+func (f *Forwarder) handleReplyPort(ctx context.Context, b []byte, src netip.AddrPort) {
+	e, p := f.open(b, src)
+	if e == nil {
+		return
+	}
+	switch e.Type {
+	case TypeReply:
+		p.heard(time.Now(), f.notify)
+		f.handleReply(ctx, e, p, src)
+	case TypeKeepaliveAck:
+		// Only an ack of a keepalive we sent proves the peer up now.
+		if !p.acked(e.Ack.Nonce) {
+			p.unmatchedAcks.Add(1)
+			f.log.Debug("forward: keepalive ack of no keepalive outstanding", "leader", p.name, "from", src)
+			return
+		}
+		p.acksReceived.Add(1)
+		p.heard(time.Now(), f.notify)
+	default:
+		p.heard(time.Now(), f.notify)
+		f.malformed.Add(1)
+	}
+}
+
+// answerKeepalive acks a peer's keepalive, to its reply port.
+func (f *Forwarder) answerKeepalive(e *Envelope, p *peer, src netip.AddrPort) {
+	p.keepalivesReceived.Add(1)
+	now := time.Now()
+	if !p.keepaliveLimiter.Allow(now) {
+		p.rateLimited.Add(1)
+		return
+	}
+	ack := NewEnvelope(now)
+	ack.Ack = &KeepaliveAck{Nonce: e.Nonce}
+	b, err := Seal(f.key, ack)
+	if err != nil {
+		f.log.Debug("forward: keepalive ack not encoded", "err", err)
+		return
+	}
+	to := netip.AddrPortFrom(src.Addr(), uint16(p.port+1))
+	if _, err := f.repConn.WriteToUDPAddrPort(b, to); err != nil {
+		f.log.Debug("forward: keepalive ack not sent", "leader", p.name, "err", err)
+	}
+}
+
+// keepalives sends every peer a keepalive now and every interval, and
+// before each round marks unreachable the peers that left the last
+// KeepaliveMisses unanswered.
+func (f *Forwarder) keepalives(ctx context.Context) {
+	f.sendKeepalives(time.Now())
+	tick := time.NewTicker(f.cfg.KeepaliveInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			for _, p := range f.peers.list {
+				p.checkMissed(now, f.cfg.KeepaliveMisses, f.notify)
+			}
+			f.sendKeepalives(now)
+		}
+	}
+}
+
+var errUnresolved = errors.New("address not resolved")
+
+func (f *Forwarder) sendKeepalives(now time.Time) {
+	for _, p := range f.peers.list {
+		env := NewEnvelope(now)
+		env.Keepalive = &Keepalive{}
+		to, ok := p.requestAddr()
+		if !ok {
+			p.sentKeepalive(env.Nonce, now, errUnresolved)
+			continue
+		}
+		b, err := Seal(f.key, env)
+		if err == nil {
+			_, err = f.reqConn.WriteToUDPAddrPort(b, to)
+		}
+		if err != nil && f.closing.Load() {
+			return
+		}
+		p.sentKeepalive(env.Nonce, now, err)
+	}
+}
+
+// notify tells the observer of a peer's change and logs it.
+func (f *Forwarder) notify(c PeerChange) {
+	switch {
+	case c.State == PeerUnreachable:
+		f.log.Warn("forward: peer leader unreachable", "leader", c.Name, "address", c.Address, "reason", c.Reason)
+	case c.From == PeerUnreachable:
+		f.log.Info("forward: peer leader reachable again", "leader", c.Name, "address", c.Address, "down_for", roundDuration(c.DownFor))
+	default:
+		f.log.Info("forward: peer leader reachable", "leader", c.Name, "address", c.Address)
+	}
+	if f.cfg.OnPeerChange != nil {
+		f.cfg.OnPeerChange(c)
+	}
 }
 
 // Forward asks the peer leaders about the missing segments of a probe
@@ -335,11 +473,7 @@ func (f *Forwarder) Forward(p *pccrd.Probe, missing [][]byte, answer func(contex
 
 // handleRequest answers a peer's request from our store and, for the
 // rest, re-multicasts the probe into our subnets. It never forwards.
-func (f *Forwarder) handleRequest(ctx context.Context, b []byte, src netip.AddrPort) {
-	e, p := f.open(b, src, TypeRequest)
-	if e == nil {
-		return
-	}
+func (f *Forwarder) handleRequest(ctx context.Context, e *Envelope, p *peer, src netip.AddrPort) {
 	now := time.Now()
 	if !p.limiter.Allow(now) {
 		p.rateLimited.Add(1)
@@ -484,11 +618,7 @@ func (f *Forwarder) reply(p *peer, to netip.AddrPort, messageID string, entries 
 }
 
 // handleReply records the holders a peer found and answers our client.
-func (f *Forwarder) handleReply(ctx context.Context, b []byte, src netip.AddrPort) {
-	e, p := f.open(b, src, TypeReply)
-	if e == nil {
-		return
-	}
+func (f *Forwarder) handleReply(ctx context.Context, e *Envelope, p *peer, src netip.AddrPort) {
 	rep := e.Reply
 	f.mu.Lock()
 	pend, ok := f.pending[rep.MessageID]

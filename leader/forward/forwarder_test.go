@@ -113,7 +113,7 @@ func TestForwardAnsweredFromPeerStore(t *testing.T) {
 }
 
 // TestForwardWrongSecret: a peer with another secret is refused and
-// counted; nothing is recorded.
+// counted; nothing is recorded, and it is not taken as reachable.
 func TestForwardWrongSecret(t *testing.T) {
 	pa, pb := freePortPair(t), 0
 	for pb == 0 || pb == pa || pb == pa+1 || pb+1 == pa {
@@ -129,7 +129,8 @@ func TestForwardWrongSecret(t *testing.T) {
 	for b.f.Stats().Leaders[0].AuthFailures == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if s := b.f.Stats().Leaders[0]; s.AuthFailures != 1 || s.ForwardsReceived != 0 {
+	// A's keepalive fails too, unless it came before B listened.
+	if s := b.f.Stats().Leaders[0]; s.AuthFailures < 1 || s.AuthFailures > 2 || s.ForwardsReceived != 0 || s.State != PeerUnknown {
 		t.Errorf("B counters: %+v", s)
 	}
 }

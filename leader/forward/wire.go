@@ -46,8 +46,10 @@ type Type uint8
 
 // Message types.
 const (
-	TypeRequest Type = 1 // "who holds these segments?", to UDP 3704
-	TypeReply   Type = 2 // holders found, to UDP 3705
+	TypeRequest      Type = 1 // "who holds these segments?", to UDP 3704
+	TypeReply        Type = 2 // holders found, to UDP 3705
+	TypeKeepalive    Type = 3 // "are you there?", to UDP 3704; empty body
+	TypeKeepaliveAck Type = 4 // "here", to UDP 3705; the keepalive's nonce
 )
 
 // Request asks a peer leader about segments a client probed for.
@@ -80,13 +82,25 @@ type Reply struct {
 	Entries   []Entry
 }
 
-// Envelope is a message with its authenticated header fields.
+// Keepalive asks a peer leader to prove it is up; its body is empty.
+type Keepalive struct{}
+
+// KeepaliveAck answers a keepalive.
+type KeepaliveAck struct {
+	// Nonce is the header nonce of the keepalive answered.
+	Nonce [16]byte
+}
+
+// Envelope is a message with its authenticated header fields; exactly
+// one of Request, Reply, Keepalive and Ack is set.
 type Envelope struct {
-	Type    Type
-	Time    time.Time
-	Nonce   [16]byte
-	Request *Request
-	Reply   *Reply
+	Type      Type
+	Time      time.Time
+	Nonce     [16]byte
+	Request   *Request
+	Reply     *Reply
+	Keepalive *Keepalive
+	Ack       *KeepaliveAck
 }
 
 // Key is the HMAC-SHA256 key derived from the shared secret.
@@ -107,20 +121,31 @@ func NewEnvelope(now time.Time) *Envelope {
 	return e
 }
 
-// Seal encodes and authenticates e (its Request or Reply, whichever is
-// set).
+// Seal encodes and authenticates e (its Request, Reply, Keepalive or
+// Ack, whichever is set).
 func Seal(key Key, e *Envelope) ([]byte, error) {
 	var body []byte
 	var err error
+	set := 0
+	for _, ok := range []bool{e.Request != nil, e.Reply != nil, e.Keepalive != nil, e.Ack != nil} {
+		if ok {
+			set++
+		}
+	}
 	switch {
-	case e.Request != nil && e.Reply == nil:
+	case set != 1:
+		return nil, fmt.Errorf("%w: an envelope carries exactly one message", ErrMalformed)
+	case e.Request != nil:
 		e.Type = TypeRequest
 		body, err = appendRequest(nil, e.Request)
-	case e.Reply != nil && e.Request == nil:
+	case e.Reply != nil:
 		e.Type = TypeReply
 		body, err = appendReply(nil, e.Reply)
-	default:
-		return nil, fmt.Errorf("%w: an envelope carries exactly one message", ErrMalformed)
+	case e.Keepalive != nil:
+		e.Type = TypeKeepalive
+	case e.Ack != nil:
+		e.Type = TypeKeepaliveAck
+		body = e.Ack.Nonce[:]
 	}
 	if err != nil {
 		return nil, err
@@ -172,6 +197,11 @@ func Open(key Key, b []byte) (*Envelope, error) {
 		e.Request = r.request()
 	case TypeReply:
 		e.Reply = r.reply()
+	case TypeKeepalive:
+		e.Keepalive = &Keepalive{} // a body is refused below
+	case TypeKeepaliveAck:
+		e.Ack = &KeepaliveAck{}
+		copy(e.Ack.Nonce[:], r.bytes(len(e.Ack.Nonce))) // short: r.err is set
 	default:
 		return nil, fmt.Errorf("%w: type %d", ErrMalformed, e.Type)
 	}

@@ -35,7 +35,11 @@ func sampleMessages() []*Envelope {
 	}}
 	empty := NewEnvelope(testNow)
 	empty.Reply = &Reply{MessageID: "urn:uuid:z"}
-	return []*Envelope{req, req2, rep, empty}
+	ka := NewEnvelope(testNow)
+	ka.Keepalive = &Keepalive{}
+	ack := NewEnvelope(testNow)
+	ack.Ack = &KeepaliveAck{Nonce: ka.Nonce}
+	return []*Envelope{req, req2, rep, empty, ka, ack}
 }
 
 func TestSealOpenRoundTrip(t *testing.T) {
@@ -51,8 +55,10 @@ func TestSealOpenRoundTrip(t *testing.T) {
 		if !got.Time.Equal(e.Time) || got.Nonce != e.Nonce || got.Type != e.Type {
 			t.Errorf("header: got %+v want %+v", got, e)
 		}
-		if !reflect.DeepEqual(got.Request, e.Request) || !reflect.DeepEqual(normalize(got.Reply), normalize(e.Reply)) {
-			t.Errorf("body: got %+v / %+v, want %+v / %+v", got.Request, got.Reply, e.Request, e.Reply)
+		if !reflect.DeepEqual(got.Request, e.Request) || !reflect.DeepEqual(normalize(got.Reply), normalize(e.Reply)) ||
+			!reflect.DeepEqual(got.Keepalive, e.Keepalive) || !reflect.DeepEqual(got.Ack, e.Ack) {
+			t.Errorf("body: got %+v / %+v / %+v / %+v, want %+v / %+v / %+v / %+v",
+				got.Request, got.Reply, got.Keepalive, got.Ack, e.Request, e.Reply, e.Keepalive, e.Ack)
 		}
 	}
 }
@@ -115,6 +121,44 @@ func TestOpenAuthenticatedGarbage(t *testing.T) {
 	}
 }
 
+// TestKeepaliveWire: a keepalive is the bare header and MAC; an ack
+// carries exactly the 16-byte nonce; anything else is malformed.
+func TestKeepaliveWire(t *testing.T) {
+	msgs := sampleMessages()
+	ka, ack := msgs[4], msgs[5]
+	b, err := Seal(testKey, ka)
+	if err != nil || len(b) != HeaderSize+MACSize || Type(b[5]) != TypeKeepalive {
+		t.Fatalf("keepalive: %d bytes, type %d, %v", len(b), b[5], err)
+	}
+	b, err = Seal(testKey, ack)
+	if err != nil || len(b) != HeaderSize+16+MACSize || Type(b[5]) != TypeKeepaliveAck || !bytes.Equal(b[HeaderSize:HeaderSize+16], ka.Nonce[:]) {
+		t.Fatalf("ack: %x, %v", b, err)
+	}
+	tests := []struct {
+		name string
+		typ  Type
+		body []byte
+	}{
+		{"keepalive with a body", TypeKeepalive, []byte{0}},
+		{"keepalive with a nonce", TypeKeepalive, make([]byte, 16)},
+		{"empty ack", TypeKeepaliveAck, nil},
+		{"short ack", TypeKeepaliveAck, make([]byte, 15)},
+		{"long ack", TypeKeepaliveAck, make([]byte, 17)},
+		{"unknown type 5", 5, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Open(testKey, rawSeal(testKey, tt.typ, tt.body)); !errors.Is(err, ErrMalformed) {
+				t.Errorf("got %v, want malformed", err)
+			}
+		})
+	}
+	forged, _ := Seal(otherKey, ack)
+	if _, err := Open(testKey, forged); !errors.Is(err, ErrAuth) {
+		t.Errorf("forged ack: got %v, want %v", err, ErrAuth)
+	}
+}
+
 func TestSealRefuses(t *testing.T) {
 	bad := []*Envelope{
 		{},
@@ -123,6 +167,8 @@ func TestSealRefuses(t *testing.T) {
 		{Request: &Request{MessageID: "m", Version: pccrd.V1}},
 		{Request: &Request{MessageID: "m", Version: pccrd.V1, SegmentIDs: [][]byte{make([]byte, 65)}}},
 		{Reply: &Reply{MessageID: "m", Entries: []Entry{{SegmentID: id(1), Holders: make([]netip.AddrPort, 5)}}}},
+		{Keepalive: &Keepalive{}, Ack: &KeepaliveAck{}},
+		{Keepalive: &Keepalive{}, Request: &Request{MessageID: "m", Version: pccrd.V1, SegmentIDs: [][]byte{id(1)}}},
 	}
 	for i, e := range bad {
 		if _, err := Seal(testKey, e); err == nil {
@@ -160,6 +206,8 @@ func FuzzOpen(f *testing.F) {
 		f.Add(b[:len(b)/2])
 	}
 	f.Add(rawSeal(testKey, TypeReply, []byte{1, 'a', 1, 1, 'x', 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 6}))
+	f.Add(rawSeal(testKey, TypeKeepalive, []byte{0}))
+	f.Add(rawSeal(testKey, TypeKeepaliveAck, make([]byte, 15)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := Open(testKey, b)
 		if err != nil {

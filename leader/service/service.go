@@ -60,6 +60,9 @@ type Config struct {
 	// Ports, 0 for the standard ones (tests move them).
 	DiscoveryPort, RemulticastPort, RequestPort, ReplyPort int
 	CollectWindow                                          time.Duration
+	// KeepaliveInterval is how often each peer leader gets a keepalive
+	// (0: forward.DefaultKeepaliveInterval; tests shorten it).
+	KeepaliveInterval time.Duration
 }
 
 // Stats is a snapshot of the leader's counters for the management API.
@@ -96,6 +99,11 @@ type Service struct {
 	xdp            *probexdp.Manager
 	xdpErr         string
 	xdpUnavailable func(iface string, err error)
+	peerObserver   func(forward.PeerChange)
+	// peerOutages are the peers (by name and address) last reported
+	// unreachable, kept across restarts of the forwarder: one outage is
+	// reported once, and its end with its whole length.
+	peerOutages map[string]time.Time
 }
 
 // New returns the leader service.
@@ -137,6 +145,51 @@ func (s *Service) ObserveXDP(fn func(iface string, err error)) {
 	s.mu.Lock()
 	s.xdpUnavailable = fn
 	s.mu.Unlock()
+}
+
+// ObservePeers sets the function told when a peer leader becomes
+// unreachable or reachable (the appliance logs events 130 and 131).
+// Becoming reachable from unknown (at start-up) is not told, unless the
+// peer was unreachable before the leader service restarted.
+func (s *Service) ObservePeers(fn func(forward.PeerChange)) {
+	s.mu.Lock()
+	s.peerObserver = fn
+	s.mu.Unlock()
+}
+
+// peerChanged passes a forwarder's peer change on to the observer, as
+// one story across forwarder restarts (a new forwarder starts with every
+// peer unknown).
+func (s *Service) peerChanged(c forward.PeerChange) {
+	key := c.Name + "\x00" + c.Address
+	s.mu.Lock()
+	if s.peerOutages == nil {
+		s.peerOutages = map[string]time.Time{}
+	}
+	downSince, down := s.peerOutages[key]
+	tell := true
+	switch c.State {
+	case forward.PeerUnreachable:
+		if down {
+			tell = false // the outage reported before the restart goes on
+		} else {
+			s.peerOutages[key] = c.DownSince
+		}
+	case forward.PeerReachable:
+		delete(s.peerOutages, key)
+		switch {
+		case c.From == forward.PeerUnreachable:
+		case down:
+			c.From, c.DownSince, c.DownFor = forward.PeerUnreachable, downSince, c.At.Sub(downSince)
+		default:
+			tell = false
+		}
+	}
+	fn := s.peerObserver
+	s.mu.Unlock()
+	if tell && fn != nil {
+		fn(c)
+	}
 }
 
 func (s *Service) xdpNotAvailable(iface string, err error) {
@@ -233,6 +286,7 @@ func (s *Service) Run(ctx context.Context, ready func()) error {
 				return forward.LocalSegment{Version: info.Version, Size: info.Size, Blocks: info.HeldBlocks(), Complete: info.Complete()}, true
 			},
 			Remulticast: remulticast, Holders: s.holders, CollectWindow: s.cfg.CollectWindow,
+			KeepaliveInterval: s.cfg.KeepaliveInterval, OnPeerChange: s.peerChanged,
 			Logger: s.log,
 		})
 		if err != nil {
