@@ -38,6 +38,11 @@ func (c *Client) Cache(ctx context.Context) (*report.Cache, []byte, error) {
 	return fetch[report.Cache](ctx, c, "cache", nil)
 }
 
+// Leaders fetches GET /api/v1/leaders.
+func (c *Client) Leaders(ctx context.Context) (*report.Leaders, []byte, error) {
+	return fetch[report.Leaders](ctx, c, "leaders", nil)
+}
+
 // Segments fetches one page of GET /api/v1/segments.
 func (c *Client) Segments(ctx context.Context, after string, limit int) (*report.SegmentPage, []byte, error) {
 	q := url.Values{}

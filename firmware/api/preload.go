@@ -304,3 +304,64 @@ func (c *Client) send(ctx context.Context, method, endpoint string, query url.Va
 	}
 	return raw, resp.StatusCode, nil
 }
+
+// WritePreload prints the preload service's state and its jobs, a line
+// each (`outpost preload --list`, `outpost status`).
+func WritePreload(w io.Writer, list *PreloadList) {
+	limit := "no total limit"
+	if list.Limit > 0 {
+		limit = "total limit " + list.Limit.String()
+	}
+	state := "running"
+	if !list.Running {
+		state = "NOT running"
+	}
+	fmt.Fprintf(w, "preload service %s, %s, %s now\n", state, limit, FormatRate(list.RateBits))
+	if len(list.Jobs) == 0 {
+		fmt.Fprintln(w, "no jobs")
+		return
+	}
+	for _, j := range list.Jobs {
+		fmt.Fprintf(w, "%s  %-9s %5.1f%%  %s  %s\n", j.ID, j.State, j.Progress*100, j.URL, PreloadJobDetail(&j))
+	}
+}
+
+// PreloadJobDetail is what else matters about a job in its state: rate
+// and ETA, window, next attempt, last error.
+func PreloadJobDetail(j *preload.Job) string {
+	var parts []string
+	switch j.State {
+	case preload.Running:
+		parts = append(parts, FormatRate(j.RateBits))
+		if j.ETASeconds > 0 {
+			parts = append(parts, "ETA "+formatSeconds(j.ETASeconds))
+		}
+	case preload.Paused:
+		parts = append(parts, "window "+j.Window.String()+", opens "+j.Next.Local().Format("2006-01-02 15:04"))
+	case preload.Retrying:
+		parts = append(parts, fmt.Sprintf("attempt %d failed, next %s", j.Attempts, j.Next.Local().Format("15:04:05")))
+	}
+	if j.Error != "" && j.State != preload.Completed {
+		parts = append(parts, "error: "+j.Error)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FormatRate writes a rate in bits per second for people ("20.0 Mbit/s").
+func FormatRate(bits float64) string {
+	switch {
+	case bits >= 1e9:
+		return fmt.Sprintf("%.2f Gbit/s", bits/1e9)
+	case bits >= 1e6:
+		return fmt.Sprintf("%.1f Mbit/s", bits/1e6)
+	}
+	return fmt.Sprintf("%.0f kbit/s", bits/1e3)
+}
+
+func formatSeconds(s float64) string {
+	d := time.Duration(s * float64(time.Second)).Round(time.Second)
+	if d >= time.Hour {
+		d = d.Round(time.Minute)
+	}
+	return d.String()
+}

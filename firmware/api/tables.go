@@ -76,3 +76,28 @@ func ago(now, t time.Time) string {
 	}
 	return config.FormatDuration(now.Sub(t).Round(time.Second)) + " ago"
 }
+
+// WriteLeaders prints the peer leaders, a line each: state, since when,
+// and why when unreachable.
+func WriteLeaders(w io.Writer, l *report.Leaders, now time.Time) {
+	forwarding := "off"
+	if l.Forwarding {
+		forwarding = "on"
+	}
+	fmt.Fprintf(w, "peer leaders (forwarding %s):\n", forwarding)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tADDRESS\tSTATE\tFOR\tFORWARDED\tMATCHES\tRELAYED\t")
+	for _, p := range l.Peers {
+		since := "-"
+		if !p.StateSince.IsZero() {
+			since = config.FormatDuration(now.Sub(p.StateSince).Round(time.Second))
+		}
+		state := p.State
+		if p.Reason != "" {
+			state += " (" + p.Reason + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\t\n", p.Name, p.Address, state, since,
+			p.ForwardsSent, p.Matches, FormatBytes(p.RelayBytes))
+	}
+	tw.Flush()
+}

@@ -196,61 +196,8 @@ func listJobs(ctx context.Context, client *api.Client, stdout io.Writer, asJSON 
 		_, err := stdout.Write(raw)
 		return err
 	}
-	limit := "no total limit"
-	if list.Limit > 0 {
-		limit = "total limit " + list.Limit.String()
-	}
-	state := "running"
-	if !list.Running {
-		state = "NOT running"
-	}
-	fmt.Fprintf(stdout, "preload service %s, %s, %s now\n", state, limit, formatRate(list.RateBits))
-	if len(list.Jobs) == 0 {
-		fmt.Fprintln(stdout, "no jobs")
-		return nil
-	}
-	for _, j := range list.Jobs {
-		fmt.Fprintf(stdout, "%s  %-9s %5.1f%%  %s  %s\n", j.ID, j.State, j.Progress*100, j.URL, jobDetail(&j))
-	}
+	api.WritePreload(stdout, list)
 	return nil
-}
-
-// jobDetail is what else matters about a job in its state.
-func jobDetail(j *preload.Job) string {
-	var parts []string
-	switch j.State {
-	case preload.Running:
-		parts = append(parts, formatRate(j.RateBits))
-		if j.ETASeconds > 0 {
-			parts = append(parts, "ETA "+formatSeconds(j.ETASeconds))
-		}
-	case preload.Paused:
-		parts = append(parts, "window "+j.Window.String()+", opens "+j.Next.Local().Format("2006-01-02 15:04"))
-	case preload.Retrying:
-		parts = append(parts, fmt.Sprintf("attempt %d failed, next %s", j.Attempts, j.Next.Local().Format("15:04:05")))
-	}
-	if j.Error != "" && j.State != preload.Completed {
-		parts = append(parts, "error: "+j.Error)
-	}
-	return strings.Join(parts, ", ")
-}
-
-func formatRate(bits float64) string {
-	switch {
-	case bits >= 1e9:
-		return fmt.Sprintf("%.2f Gbit/s", bits/1e9)
-	case bits >= 1e6:
-		return fmt.Sprintf("%.1f Mbit/s", bits/1e6)
-	}
-	return fmt.Sprintf("%.0f kbit/s", bits/1e3)
-}
-
-func formatSeconds(s float64) string {
-	d := time.Duration(s * float64(time.Second)).Round(time.Second)
-	if d >= time.Hour {
-		d = d.Round(time.Minute)
-	}
-	return d.String()
 }
 
 // progress draws the job's progress: one line redrawn in place on a
@@ -282,7 +229,7 @@ func (p *progress) show(j *preload.Job) {
 	filled = max(0, min(width, filled))
 	line := fmt.Sprintf("[%s%s] %5.1f%%  %s of %s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), j.Progress*100,
 		api.FormatBytes(j.BytesHeld), api.FormatBytes(j.Bytes))
-	if d := jobDetail(j); d != "" {
+	if d := api.PreloadJobDetail(j); d != "" {
 		line += "  " + d
 	}
 	line += "  " + string(j.State)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/outpost-appliance/outpost/cache/preload"
+	"github.com/outpost-appliance/outpost/firmware/api"
 )
 
 func TestUsage(t *testing.T) {
@@ -62,7 +63,7 @@ func TestProgress(t *testing.T) {
 	}
 	paused := &preload.Job{State: preload.Paused, Next: time.Date(2026, 3, 2, 1, 0, 0, 0, time.Local)}
 	paused.Window.UnmarshalText([]byte("01:00-05:00"))
-	if d := jobDetail(paused); d != "window 01:00-05:00, opens 2026-03-02 01:00" {
+	if d := api.PreloadJobDetail(paused); d != "window 01:00-05:00, opens 2026-03-02 01:00" {
 		t.Errorf("paused: %q", d)
 	}
 }

@@ -15,7 +15,8 @@ import (
 const statusUsage = `usage: outpost status [--api URL] [--token TOKEN] [--json]
 
 Prints the live state of a running outpost (appliance or daemon) from its
-API: version, uptime, configuration errors, services, interfaces.
+API: version, uptime, memory, configuration errors, services, interfaces,
+the XDP fast path, the cache, peer leaders and preload jobs.
 
   --api URL      the instance's API (default ` + api.DefaultURL + `)
   --token TOKEN  bearer token (default $OUTPOST_TOKEN), when anonymous reads are off
@@ -53,6 +54,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if cache, _, err := client.Cache(ctx); err == nil {
 		fmt.Fprintln(stdout)
 		api.WriteCacheSummary(stdout, cache)
+	}
+	if leaders, _, err := client.Leaders(ctx); err == nil && len(leaders.Peers) > 0 {
+		fmt.Fprintln(stdout)
+		api.WriteLeaders(stdout, leaders, time.Now())
+	}
+	if jobs, _, err := client.PreloadJobs(ctx); err == nil && len(jobs.Jobs) > 0 {
+		fmt.Fprintln(stdout)
+		api.WritePreload(stdout, jobs)
 	}
 	if st.Config.SafeMode {
 		return 3 // scripts can tell a box in safe mode
