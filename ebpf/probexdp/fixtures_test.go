@@ -110,7 +110,7 @@ func TestFixtures(t *testing.T) {
 		{name: "iPXE probe over IPv4, held", frame: frame{src: client4, payload: ipxeProbe(t)}, want: held1},
 		{name: "iPXE probe over IPv6, held", frame: frame{src: client6, payload: ipxeProbe(t)}, want: held1},
 		// A tagged probe is left to its VLAN interface's own program
-		// (see pass_vlan in probe.c); other tagged traffic is other.
+		// (see pass_counted in probe.c); other tagged traffic is other.
 		{name: "iPXE probe with a VLAN tag, held: passed to the VLAN device", frame: frame{src: client4, vlan: 20, payload: ipxeProbe(t)},
 			want: want{verdict: xdpPass, counters: Counters{PassVLAN: 1}}},
 		{name: "iPXE probe over IPv6 with a VLAN tag", frame: frame{src: client6, vlan: 4094, payload: ipxeProbe(t)},

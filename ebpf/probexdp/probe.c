@@ -535,35 +535,19 @@ static __always_inline void bump(struct counters *c, int i)
 		c->n[i]++;
 }
 
-static __always_inline int pass_other(void)
+/* pass_counted passes a frame that is not for the fast path, counted in
+ * slot 0 (all interfaces together): other traffic, fragments, and tagged
+ * discovery datagrams (C_PASS_VLAN), which are for a VLAN interface: only
+ * that device (where the stack delivers them untagged, with itself as the
+ * ingress) attributes them to the right subnet, and a NIC that strips
+ * tags in hardware would hide the tag from this program anyway. The Go
+ * side attaches to VLAN interfaces, not to their trunk port. */
+static __always_inline int pass_counted(__u32 which)
 {
 	__u32 zero = 0;
 	struct counters *c = bpf_map_lookup_elem(&stats, &zero);
-	if (c)
-		c->n[C_OTHER]++;
-	return XDP_PASS;
-}
-
-/* A tagged discovery datagram is for a VLAN interface: only that device
- * (where the stack delivers it untagged, with itself as the ingress)
- * attributes it to the right subnet, and a NIC that strips tags in
- * hardware would hide the tag from this program anyway. The Go side
- * attaches to VLAN interfaces, not to their trunk port. */
-static __always_inline int pass_vlan(void)
-{
-	__u32 zero = 0;
-	struct counters *c = bpf_map_lookup_elem(&stats, &zero);
-	if (c)
-		c->n[C_PASS_VLAN]++;
-	return XDP_PASS;
-}
-
-static __always_inline int pass_fragment(void)
-{
-	__u32 zero = 0;
-	struct counters *c = bpf_map_lookup_elem(&stats, &zero);
-	if (c)
-		c->n[C_FRAGMENT]++;
+	if (c && which < C_MAX)
+		c->n[which]++;
 	return XDP_PASS;
 }
 
@@ -678,18 +662,18 @@ int outpost_probe(struct xdp_md *ctx)
 		if ((const __u8 *)(ip + 1) > end)
 			return XDP_PASS;
 		if (ip->protocol != IPPROTO_UDP)
-			return pass_other();
+			return pass_counted(C_OTHER);
 		if (ip->frag_off & bpf_htons(0x3fff))
-			return pass_fragment(); /* MF set or a non-zero offset */
+			return pass_counted(C_FRAGMENT); /* MF set or a non-zero offset */
 		if (ip->ihl != 5)
-			return pass_other(); /* IPv4 options: never on discovery traffic */
+			return pass_counted(C_OTHER); /* IPv4 options: never on discovery traffic */
 		udp = (const void *)(ip + 1);
 		if ((const __u8 *)(udp + 1) > end)
 			return XDP_PASS;
 		if (udp->dest != bpf_htons(WSD_PORT))
-			return pass_other();
+			return pass_counted(C_OTHER);
 		if (tagged)
-			return pass_vlan();
+			return pass_counted(C_PASS_VLAN);
 		s = bpf_map_lookup_elem(&scratch, &zero);
 		if (!s)
 			return XDP_PASS;
@@ -707,16 +691,16 @@ int outpost_probe(struct xdp_md *ctx)
 		if ((const __u8 *)(ip6 + 1) > end)
 			return XDP_PASS;
 		if (ip6->nexthdr == IPPROTO_FRAGMENT)
-			return pass_fragment();
+			return pass_counted(C_FRAGMENT);
 		if (ip6->nexthdr != IPPROTO_UDP)
-			return pass_other(); /* extension headers: never on discovery traffic */
+			return pass_counted(C_OTHER); /* extension headers: never on discovery traffic */
 		udp = (const void *)(ip6 + 1);
 		if ((const __u8 *)(udp + 1) > end)
 			return XDP_PASS;
 		if (udp->dest != bpf_htons(WSD_PORT))
-			return pass_other();
+			return pass_counted(C_OTHER);
 		if (tagged)
-			return pass_vlan();
+			return pass_counted(C_PASS_VLAN);
 		s = bpf_map_lookup_elem(&scratch, &zero);
 		if (!s)
 			return XDP_PASS;
@@ -732,7 +716,7 @@ int outpost_probe(struct xdp_md *ctx)
 		s->csum = (__u64)a[0] + a[1] + a[2] + a[3] + d[0] + d[1] + d[2] + d[3] + bpf_htons(IPPROTO_UDP) +
 			  udp->len;
 	} else {
-		return pass_other();
+		return pass_counted(C_OTHER);
 	}
 	s->csum += (__u64)udp->source + udp->dest + udp->len + udp->check;
 	__u16 sport = bpf_ntohs(udp->source);
