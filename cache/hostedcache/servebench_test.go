@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func BenchmarkServeBlocks(b *testing.B) {
 	for i, id := range ids {
 		bodies[i], _ = (&pccrr.GetBlks{Crypto: pccrr.CryptoAES128, SegmentID: id, Ranges: []pccrr.BlockRange{{Index: 0, Count: 1}}}).Marshal()
 	}
-	for _, mode := range []struct{ name, child string }{{"outpost", "store"}, {"gohttp-static", "static"}} {
+	for _, mode := range []struct{ name, child string }{{"outpost", "store"}, {"outpost-nethttp", "nethttp"}, {"gohttp-static", "static"}} {
 		b.Run(mode.name, func(b *testing.B) {
 			addr, pid := startOutpost(b, ids, blocks, mode.child)
 			runLoad(b, func(c *http.Client, i int) (*http.Response, error) {
@@ -81,11 +82,31 @@ func runLoad(b *testing.B, do func(*http.Client, int) (*http.Response, error), k
 	var mu sync.Mutex
 	var latencies []time.Duration
 	b.SetBytes(size)
-	b.SetParallelism((serveClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	start, cpu0 := time.Now(), processTreeCPU(server)
-	b.RunParallel(func(pb *testing.PB) {
+	parallelism := (serveClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
+	b.SetParallelism(parallelism)
+	// Warm up every client's connection and the server (its buffers, the
+	// page cache, the heap) before the clock starts: a server that has
+	// just started is not what a branch office meets.
+	clients := make(chan *http.Client, parallelism*runtime.GOMAXPROCS(0))
+	var warm sync.WaitGroup
+	for n := range cap(clients) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
 		defer client.CloseIdleConnections()
+		clients <- client
+		warm.Go(func() {
+			for i := range 64 {
+				if resp, err := do(client, (n*64+i)%keys); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	warm.Wait()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), processTreeCPU(server)
+	b.RunParallel(func(pb *testing.PB) {
+		client := <-clients
 		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 		var mine []time.Duration
 		for pb.Next() {
@@ -196,10 +217,13 @@ http {
 	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
 	cmd := exec.Command(bin, "-c", filepath.Join(dir, "nginx.conf"), "-p", dir, "-g", "daemon off;")
 	cmd.Stderr = os.Stderr
+	// Its own process group, so that the workers go with the master (a
+	// killed master leaves them serving).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	b.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
@@ -218,9 +242,10 @@ http {
 const serveChildEnv = "OUTPOST_SERVEBENCH_BLOCKS"
 
 // serveModeEnv selects what the child serves: "store" (the retrieval
-// server over a segment store) or "static" (net/http answering every
-// request with one fixed 64 KiB MSG_BLK from memory: the floor that Go's
-// HTTP server alone puts under any handler).
+// server over a segment store, behind its HTTP/1.1 loop, as the service
+// runs it), "nethttp" (the same behind net/http alone) or "static"
+// (net/http answering every request with one fixed 64 KiB MSG_BLK from
+// memory: the floor that Go's HTTP server alone puts under any handler).
 const serveModeEnv = "OUTPOST_SERVEBENCH_MODE"
 
 // startOutpost runs the retrieval server over a segment store holding the
@@ -275,7 +300,8 @@ func TestServeBenchChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler := Handler(&OfferServer{}, &retrieval.Server{Source: src})
+	retrievalServer := &retrieval.Server{Source: src}
+	handler := Handler(&OfferServer{}, retrievalServer)
 	if os.Getenv(serveModeEnv) == "static" {
 		reply := append(make([]byte, 4+16+36+12), blocks[0]...)
 		reply = append(reply, make([]byte, 8+16)...)
@@ -285,7 +311,11 @@ func TestServeBenchChild(t *testing.T) {
 			w.Write(reply)
 		})
 	}
-	srv := &http.Server{Handler: handler}
+	var srv portServer = &http.Server{Handler: handler}
+	if os.Getenv(serveModeEnv) == "store" {
+		// As the service runs its plain-HTTP ports.
+		srv = &retrieval.HTTP1Server{Retrieval: retrievalServer, Fallback: srv.(*http.Server)}
+	}
 	go srv.Serve(ln)
 	fmt.Println(ln.Addr())
 	io.Copy(io.Discard, os.Stdin)

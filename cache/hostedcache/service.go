@@ -139,7 +139,7 @@ func (s *Service) Run(ctx context.Context, ready func()) error {
 		{"peer", s.cfg.PeerListen, retrievalOnly(blocks), nil},
 	}
 	errs := make(chan error, len(servers))
-	var running []*http.Server
+	var running []portServer
 	addrs := map[string]net.Addr{}
 	for _, srv := range servers {
 		if srv.addr == "" {
@@ -150,11 +150,15 @@ func (s *Service) Run(ctx context.Context, ready func()) error {
 			shutdown(running)
 			return fmt.Errorf("hosted cache: %s server: %w", srv.name, err)
 		}
+		var hs portServer = &http.Server{Handler: srv.handler, ReadHeaderTimeout: 15 * time.Second, IdleTimeout: idleTimeout,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		if srv.tls != nil {
 			ln = tls.NewListener(ln, srv.tls)
+		} else {
+			// Plain-HTTP retrieval ports take MS-PCCRR exchanges in a loop
+			// of their own, and hand everything else to net/http.
+			hs = &retrieval.HTTP1Server{Retrieval: blocks, Fallback: hs.(*http.Server), IdleTimeout: idleTimeout, Logger: log}
 		}
-		hs := &http.Server{Handler: srv.handler, ReadHeaderTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		running = append(running, hs)
 		addrs[srv.name] = ln.Addr()
 		log.Info("hosted cache listening", "server", srv.name, "addr", ln.Addr())
@@ -219,8 +223,19 @@ func retrievalOnly(blocks *retrieval.Server) http.Handler {
 	})
 }
 
+// idleTimeout closes a keep-alive connection left without a request.
+const idleTimeout = 2 * time.Minute
+
+// portServer is an HTTP server on one of the ports: net/http's, or the
+// retrieval loop in front of one.
+type portServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
 // shutdown stops servers, giving exchanges in flight a moment to finish.
-func shutdown(servers []*http.Server) {
+func shutdown(servers []portServer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, hs := range servers {

@@ -8,6 +8,7 @@ package retrieval
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -60,6 +61,19 @@ type BlockOpener interface {
 	// ErrNotFound for a block not held, with State set if the segment is
 	// known.
 	OpenBlock(ctx context.Context, segmentID []byte, index uint32, buf []byte) (OpenedBlock, error)
+}
+
+// BlockViewer is implemented by a Source that can lend a held block's
+// bytes where they lie (the segment store's mapped packs), so that they
+// go to the socket without being copied into the server's buffer first.
+// The server prefers it to BlockOpener.
+type BlockViewer interface {
+	// ViewBlock calls send once with a held, intact block, whose IV and
+	// Ciphertext are valid only until send returns (buf, with room for
+	// MaxBlockBytes, may hold them), and returns send's error. For a block
+	// not held it returns ErrNotFound without calling send, with State
+	// set if the segment is known.
+	ViewBlock(ctx context.Context, segmentID []byte, index uint32, buf []byte, send func(OpenedBlock) error) (OpenedBlock, error)
 }
 
 // OpenedBlock is a block read by a BlockOpener.
@@ -145,11 +159,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "MS-PCCRR takes POST", http.StatusMethodNotAllowed)
 		return
 	}
-	timeout := s.UploadTimeout
-	if timeout <= 0 {
-		timeout = DefaultUploadTimeout
-	}
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(s.uploadTimeout())
 	rc := http.NewResponseController(w)
 	// Not every ResponseWriter supports deadlines (httptest's does not);
 	// the context deadline still bounds the work.
@@ -158,12 +168,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 
-	bufs, _ := s.buffers.Get().(*exchangeBuffers)
-	if bufs == nil {
-		bufs = new(exchangeBuffers)
-	}
+	bufs := s.getBuffers()
 	defer s.buffers.Put(bufs)
-
 	n, err := io.ReadFull(r.Body, bufs.request[:])
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
@@ -174,32 +180,82 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.drop(w, r, "reading request: "+err.Error())
 		return
 	}
-	msg, err := pccrr.ParseRequest(bufs.request[:n])
+	if why := s.exchange(ctx, bufs.request[:n], bufs, httpReply{w}); why != "" {
+		s.drop(w, r, why)
+	}
+}
+
+// httpReply sends a reply through net/http.
+type httpReply struct{ w http.ResponseWriter }
+
+func (h httpReply) send(parts ...[]byte) error {
+	size := 0
+	for _, p := range parts {
+		size += len(p)
+	}
+	h.w.Header().Set("Content-Type", contentType)
+	h.w.Header().Set("Content-Length", strconv.Itoa(size))
+	h.w.WriteHeader(http.StatusOK)
+	for _, p := range parts {
+		if _, err := h.w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// contentType labels every reply: what net/http would sniff from a
+// PCCRR message, set outright so that both transports say the same.
+const contentType = "application/octet-stream"
+
+// replySender sends one complete MS-PCCRR reply (transport header and
+// message), given as consecutive parts, with HTTP status 200.
+type replySender interface {
+	send(parts ...[]byte) error
+}
+
+func (s *Server) uploadTimeout() time.Duration {
+	if s.UploadTimeout <= 0 {
+		return DefaultUploadTimeout
+	}
+	return s.UploadTimeout
+}
+
+func (s *Server) getBuffers() *exchangeBuffers {
+	if bufs, _ := s.buffers.Get().(*exchangeBuffers); bufs != nil {
+		return bufs
+	}
+	return new(exchangeBuffers)
+}
+
+// exchange answers one request message through out. For a request that
+// must be dropped (malformed, or a response type sent as a request) it
+// sends nothing and says why.
+func (s *Server) exchange(ctx context.Context, body []byte, bufs *exchangeBuffers, out replySender) (drop string) {
+	msg, err := pccrr.ParseRequest(body)
 	var versionErr *pccrr.VersionError
 	switch {
 	case errors.As(err, &versionErr):
 		// A major version we do not speak: tell the client what we do
 		// speak, and it retries (protocols.md §3.5).
-		s.reply(w, pccrr.NewNegoResp(), bufs)
-		return
+		return s.reply(out, pccrr.NewNegoResp(), bufs)
 	case err != nil:
-		s.drop(w, r, err.Error())
-		return
+		return err.Error()
 	}
 
 	busy := s.active.Add(1) > int64(s.maxActive())
 	defer s.active.Add(-1)
 	switch req := msg.(type) {
 	case *pccrr.NegoReq:
-		s.reply(w, pccrr.NewNegoResp(), bufs)
+		return s.reply(out, pccrr.NewNegoResp(), bufs)
 	case *pccrr.GetBlkList:
-		s.reply(w, s.blockList(ctx, req, busy), bufs)
+		return s.reply(out, s.blockList(ctx, req, busy), bufs)
 	case *pccrr.GetBlks:
-		s.serveBlock(ctx, w, req, busy, bufs)
+		return s.serveBlock(ctx, out, req, busy, bufs)
 	case *pccrr.GetSegList:
-		s.reply(w, s.segmentList(ctx, req, busy), bufs)
+		return s.reply(out, s.segmentList(ctx, req, busy), bufs)
 	default:
-		s.drop(w, r, "a response message type sent as a request: "+msg.Type().String())
+		return "a response message type sent as a request: " + msg.Type().String()
 	}
 }
 
@@ -264,15 +320,16 @@ func (s *Server) segmentList(ctx context.Context, req *pccrr.GetSegList, busy bo
 	return reply
 }
 
-func (s *Server) serveBlock(ctx context.Context, w http.ResponseWriter, req *pccrr.GetBlks, busy bool, bufs *exchangeBuffers) {
+func (s *Server) serveBlock(ctx context.Context, out replySender, req *pccrr.GetBlks, busy bool, bufs *exchangeBuffers) (drop string) {
 	index, _ := req.FirstBlock()
 	if busy {
-		s.reply(w, pccrr.NotFoundBlk(req), bufs)
-		return
+		return s.reply(out, pccrr.NotFoundBlk(req), bufs)
+	}
+	if viewer, ok := s.Source.(BlockViewer); ok {
+		return s.serveViewed(ctx, out, req, index, viewer, bufs)
 	}
 	if opener, ok := s.Source.(BlockOpener); ok {
-		s.serveOpened(ctx, w, req, index, opener, bufs)
-		return
+		return s.serveOpened(ctx, out, req, index, opener, bufs)
 	}
 	state, err := s.Source.Segment(ctx, req.SegmentID)
 	var blk Block
@@ -280,77 +337,96 @@ func (s *Server) serveBlock(ctx context.Context, w http.ResponseWriter, req *pcc
 		blk, err = s.Source.ReadBlock(ctx, req.SegmentID, index, bufs.block[:])
 	}
 	if err != nil {
-		s.sourceError(err, req.SegmentID)
-		if s.Observer != nil {
-			s.Observer.Missed(req.SegmentID, state.Tag, index)
-		}
-		s.reply(w, pccrr.NotFoundBlk(req), bufs)
-		return
+		return s.missed(out, req, index, state.Tag, err, bufs)
 	}
-	s.sendBlock(w, req, index, &state, blk, bufs)
+	msg := pccrr.NewBlk(req.SegmentID, index, &state.Held, blk.Crypto, blk.Ciphertext, blk.IV)
+	head, tail, ok := s.frame(msg, req, index, bufs)
+	if !ok {
+		return s.reply(out, pccrr.NotFoundBlk(req), bufs)
+	}
+	if out.send(head, blk.Ciphertext, tail) == nil && s.Observer != nil {
+		s.Observer.Served(req.SegmentID, state.Tag, index, len(blk.Ciphertext))
+	}
+	return ""
 }
 
-// serveOpened serves a block from a BlockOpener: read into the exchange
-// buffer blockHeadroom bytes in, framed there, and written at once, so
-// that net/http hands the socket one buffer for the whole message rather
-// than the head, the block and the tail one after another.
-func (s *Server) serveOpened(ctx context.Context, w http.ResponseWriter, req *pccrr.GetBlks, index uint32, opener BlockOpener, bufs *exchangeBuffers) {
-	blk, err := opener.OpenBlock(ctx, req.SegmentID, index, bufs.block[blockHeadroom:len(bufs.block)-blockTailroom])
-	if err != nil {
-		s.sourceError(err, req.SegmentID)
-		if s.Observer != nil {
-			s.Observer.Missed(req.SegmentID, blk.State.Tag, index)
-		}
-		s.reply(w, pccrr.NotFoundBlk(req), bufs)
-		return
+// missed answers a block the source does not hold (or cannot read) with
+// an empty MSG_BLK.
+func (s *Server) missed(out replySender, req *pccrr.GetBlks, index uint32, tag string, err error, bufs *exchangeBuffers) (drop string) {
+	s.sourceError(err, req.SegmentID)
+	if s.Observer != nil {
+		s.Observer.Missed(req.SegmentID, tag, index)
 	}
-	msg := pccrr.NewBlk(req.SegmentID, index, &blk.State.Held, blk.Crypto, blk.Ciphertext, blk.IV)
+	return s.reply(out, pccrr.NotFoundBlk(req), bufs)
+}
+
+// frame encodes the MSG_BLK around a block into the framing buffer: what
+// goes before the block, and what after it.
+func (s *Server) frame(msg *pccrr.Blk, req *pccrr.GetBlks, index uint32, bufs *exchangeBuffers) (head, tail []byte, ok bool) {
 	head, err := msg.AppendHead(bufs.framing[:0])
-	start := blockHeadroom + len(blk.IV) // where the ciphertext is
-	if err != nil || len(head) > start || len(blk.IV) != 16 {
+	if err != nil || len(msg.IV) != 16 {
 		// A stored block that cannot be framed (a bad length) is a store
 		// bug; never send it.
-		s.logger().Error("pccrr: stored block cannot be served", "segment", hexID(req.SegmentID), "block", index, "err", err)
-		s.reply(w, pccrr.NotFoundBlk(req), bufs)
-		return
+		s.logger().Error("pccrr: stored block cannot be served", "segment", hexID(req.SegmentID), "block", index, "err", err, "iv", len(msg.IV))
+		return nil, nil, false
 	}
-	message := msg.AppendTail(head) // copies the IV, which the head overwrites next
-	tail := message[len(head):]
+	message := msg.AppendTail(head)
+	return head, message[len(head):], true
+}
+
+// serveViewed serves a block a BlockViewer lends in place: the block's
+// bytes go from where they lie (the page cache, for the store) to the
+// socket, framed by head and tail, in one vectored write.
+func (s *Server) serveViewed(ctx context.Context, out replySender, req *pccrr.GetBlks, index uint32, viewer BlockViewer, bufs *exchangeBuffers) (drop string) {
+	sent := false
+	blk, err := viewer.ViewBlock(ctx, req.SegmentID, index, bufs.block[:MaxBlockBytes], func(blk OpenedBlock) error {
+		msg := pccrr.NewBlk(req.SegmentID, index, &blk.State.Held, blk.Crypto, blk.Ciphertext, blk.IV)
+		head, tail, ok := s.frame(msg, req, index, bufs)
+		if !ok {
+			return errUnframable
+		}
+		sent = true
+		return out.send(head, blk.Ciphertext, tail)
+	})
+	switch {
+	case errors.Is(err, errUnframable):
+		return s.reply(out, pccrr.NotFoundBlk(req), bufs)
+	case !sent:
+		if err == nil {
+			err = fmt.Errorf("%w: the source lent no block", ErrNotFound)
+		}
+		return s.missed(out, req, index, blk.State.Tag, err, bufs)
+	case err == nil && s.Observer != nil:
+		s.Observer.Served(req.SegmentID, blk.State.Tag, index, len(blk.Ciphertext))
+	}
+	return ""
+}
+
+// errUnframable: a stored block that cannot be framed (logged by frame).
+var errUnframable = errors.New("pccrr: stored block cannot be framed")
+
+// serveOpened serves a block from a BlockOpener: read into the exchange
+// buffer blockHeadroom bytes in, framed there, and sent as one buffer
+// rather than the head, the block and the tail one after another.
+func (s *Server) serveOpened(ctx context.Context, out replySender, req *pccrr.GetBlks, index uint32, opener BlockOpener, bufs *exchangeBuffers) (drop string) {
+	blk, err := opener.OpenBlock(ctx, req.SegmentID, index, bufs.block[blockHeadroom:len(bufs.block)-blockTailroom])
+	if err != nil {
+		return s.missed(out, req, index, blk.State.Tag, err, bufs)
+	}
+	msg := pccrr.NewBlk(req.SegmentID, index, &blk.State.Held, blk.Crypto, blk.Ciphertext, blk.IV)
+	head, tail, ok := s.frame(msg, req, index, bufs)
+	start := blockHeadroom + len(blk.IV) // where the ciphertext is
+	if !ok || len(head) > start {
+		return s.reply(out, pccrr.NotFoundBlk(req), bufs)
+	}
+	// The tail holds a copy of the IV, which the head overwrites next.
 	end := start + len(blk.Ciphertext)
 	copy(bufs.block[start-len(head):], head)
 	copy(bufs.block[end:], tail)
-	out := bufs.block[start-len(head) : end+len(tail)]
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(out); err == nil && s.Observer != nil {
+	if out.send(bufs.block[start-len(head):end+len(tail)]) == nil && s.Observer != nil {
 		s.Observer.Served(req.SegmentID, blk.State.Tag, index, len(blk.Ciphertext))
 	}
-}
-
-// sendBlock writes MSG_BLK around a block read by ReadBlock.
-func (s *Server) sendBlock(w http.ResponseWriter, req *pccrr.GetBlks, index uint32, state *SegmentState, blk Block, bufs *exchangeBuffers) {
-	msg := pccrr.NewBlk(req.SegmentID, index, &state.Held, blk.Crypto, blk.Ciphertext, blk.IV)
-	head, err := msg.AppendHead(bufs.framing[:0])
-	if err != nil {
-		// A stored block that cannot be framed (a bad length) is a store
-		// bug; never send it.
-		s.logger().Error("pccrr: stored block cannot be served", "segment", hexID(req.SegmentID), "block", index, "err", err)
-		s.reply(w, pccrr.NotFoundBlk(req), bufs)
-		return
-	}
-	message := msg.AppendTail(head)
-	tail := message[len(head):]
-	w.Header().Set("Content-Length", strconv.Itoa(len(head)+len(blk.Ciphertext)+len(tail)))
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(head); err != nil {
-		return
-	}
-	if _, err := w.Write(blk.Ciphertext); err != nil {
-		return
-	}
-	if _, err := w.Write(tail); err == nil && s.Observer != nil {
-		s.Observer.Served(req.SegmentID, state.Tag, index, len(blk.Ciphertext))
-	}
+	return ""
 }
 
 func (s *Server) sourceError(err error, segmentID []byte) {
@@ -359,15 +435,14 @@ func (s *Server) sourceError(err error, segmentID []byte) {
 	}
 }
 
-// reply writes a complete response message with its transport header.
-func (s *Server) reply(w http.ResponseWriter, m pccrr.Message, bufs *exchangeBuffers) {
-	out, err := m.AppendTo(bufs.reply[:0])
+// reply sends a complete response message.
+func (s *Server) reply(out replySender, m pccrr.Message, bufs *exchangeBuffers) (drop string) {
+	msg, err := m.AppendTo(bufs.reply[:0])
 	if err != nil {
+		// Our own message failed to encode: a bug, never a PCCRR reply.
 		s.logger().Error("pccrr: encoding reply", "type", m.Type(), "err", err)
-		w.WriteHeader(http.StatusInternalServerError)
-		return
+		return "encoding the reply failed"
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(out)
+	out.send(msg)
+	return ""
 }

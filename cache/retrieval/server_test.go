@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -319,6 +320,9 @@ func TestServeBlockAllocations(t *testing.T) {
 		req := httptest.NewRequest(http.MethodPost, pccrr.Path, bytes.NewReader(body))
 		srv.ServeHTTP(&discardWriter{header: http.Header{}}, req)
 	}
+	// One P: the pool keeps its buffer in the P's private slot, which a
+	// goroutine moved to the other P would miss.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	serve(nil) // fill the buffer pool
 	allocs.Bounded(t, "serve a 64 KiB block", make([]byte, 65552), 0, 16<<10, serve)
 	srv.Source = newOpenerSource(src)
