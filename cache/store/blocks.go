@@ -284,9 +284,10 @@ func (s *Store) ReadBlock(ctx context.Context, segmentID []byte, index uint32, b
 		return Block{}, err
 	}
 	defer s.mu.RUnlock()
+	settled := s.pending.settled.Load() // before the transaction (entry says why)
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
-	e, err := s.entry(txn, segmentID, index)
+	e, err := s.entry(txn, settled, segmentID, index)
 	if err != nil {
 		return Block{}, err
 	}
@@ -302,18 +303,31 @@ func (s *Store) ReadBlock(ctx context.Context, segmentID []byte, index uint32, b
 }
 
 // entry reads a block's index entry, or the entry of a block queued by
-// PutBlock and not yet committed.
-func (s *Store) entry(txn *badger.Txn, segmentID []byte, index uint32) (packEntry, error) {
+// PutBlock and not yet committed. settled is the pending count of
+// settled blocks read before txn began: a block whose commit landed
+// after txn began and which then left the pending set is in neither
+// place txn and the pending set show, so if any block settled since, a
+// miss is checked again with a fresh transaction, which sees the commit.
+func (s *Store) entry(txn *badger.Txn, settled uint64, segmentID []byte, index uint32) (packEntry, error) {
 	var keyBuf [2 + 64 + 2]byte
 	key := append(append(append(keyBuf[:0], prefixBlock, byte(len(segmentID))), segmentID...), byte(index>>8), byte(index))
 	var e packEntry
 	item, err := txn.Get(key)
-	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
+	if errors.Is(err, badger.ErrKeyNotFound) {
 		var ok bool
-		if e, ok = s.pending.get(segmentID, index); !ok {
+		if e, ok = s.pending.get(segmentID, index); ok {
+			return e, nil
+		}
+		if s.pending.settled.Load() == settled {
 			return e, ErrNotFound
 		}
+		fresh := s.db.NewTransaction(false)
+		defer fresh.Discard()
+		item, err = fresh.Get(key)
+	}
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return e, ErrNotFound
 	case err != nil:
 		return e, blockErr("read", segmentID, index, err)
 	default:

@@ -13,7 +13,9 @@
 // whose hashes are known are decrypted, checked and re-encrypted once
 // (AES-256-CBC, key Kp[0:32], random IV) on the way in; blocks offered
 // without hashes (V2 BATCHED_OFFER) are kept exactly as received for
-// replay. Serving therefore copies stored bytes and does no cryptography.
+// replay. Serving therefore copies stored bytes and does no cryptography;
+// ViewBlock does not even copy them, handing the server a checked view
+// of a read-only mapping of the pack (packs.go, packmap.go).
 //
 // # Writing, and crash safety
 //
@@ -49,9 +51,12 @@
 //
 // A block is never accepted if it fails its hash (when its hash is
 // known). Stored bytes carry a CRC32C, kept in the index and checked on
-// every read — hardware CRC32C runs at several GB/s, far cheaper than
-// hashing a block per request; Badger's LSM blocks (index, records) are
-// checksummed when read from disk. A block that fails is never served:
+// every read into a buffer, and on every view (serving) unless the same
+// block passed its check earlier in this process and its pages stayed in
+// memory since (checked.go) — hardware CRC32C runs at several GB/s, far
+// cheaper than hashing a block per request; Badger's LSM blocks (index,
+// records) are checksummed when read from disk. A block that fails is
+// never served:
 // ReadBlock reports ErrCorrupt (which also matches ErrNotFound) and the
 // block is dropped, so it is pulled again at the next offer.
 //

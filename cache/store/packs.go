@@ -11,13 +11,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // Block bytes live in pack files, not in Badger: append-only files of
 // blocks, written with pwritev and synced with one fdatasync per group
-// commit, read with pread. Badger keeps, per block, a small index entry
+// commit, read with pread or, for serving, through a read-only mapping
+// (below). Badger keeps, per block, a small index entry
 // (pack, offset, length, CRC32C) in the same transaction as the segment's
 // record. Why not Badger's own value log:
 //
@@ -32,8 +35,31 @@ import (
 //     exactly, removes a pack the moment its last block goes (LRU
 //     eviction usually empties whole packs) and compacts the rest
 //     (gc.go).
-//   - Reads are one pread into the caller's buffer: no mmap page-fault
-//     storm when the data is larger than RAM, no file-backed RSS.
+//   - Reads are one pread into the caller's buffer, or a view of a
+//     read-only mapping for serving; nothing is ever written through a
+//     mapping.
+//
+// Why serving reads through mappings (ViewBlock, packmap.go): with
+// pread, the kernel copies a block from the page cache into the
+// server's buffer and then again from that buffer into the socket; the
+// first copy alone was ~10% of a serving process's CPU. A view hands the
+// server a slice of a MAP_SHARED, PROT_READ mapping of the pack, which
+// it passes to writev: the kernel copies the page cache into the socket
+// once. The CRC32C is checked before a view is sent — on its first view
+// in this process and whenever its pages were not all in memory
+// (checked.go) — so a crash or a power cut never makes the store serve a
+// block that fails its check, and a page that cannot be read (SIGBUS)
+// is caught and handled like a mismatch. Mapped pages are page cache the kernel
+// reclaims as it would after a pread (they show as file-backed RSS).
+//
+// Why writes stay pwritev into unmapped files: writing through a
+// mapping turns a full disk into a SIGBUS instead of ENOSPC (Badger's
+// problem above), needs the file extended first, and dirties pages the
+// kernel writes back on its own schedule rather than at our fdatasync;
+// pwritev copies once from the caller's buffers, needs no page-fault per
+// fresh page, and fails cleanly. The read mappings coexist with it: the
+// page cache is one, so an entry pwritten and then published is visible
+// through any mapping that covers it.
 //
 // Ordering makes this crash-safe: a batch's pack bytes are fdatasync'd
 // before the transaction that points at them is even written, so no
@@ -152,12 +178,19 @@ type pack struct {
 	// pending is bytes written whose index transaction has not settled
 	// yet: a pack with pending bytes is never removed.
 	pending int64
+
+	// The read-only mapping views are served from (packmap.go).
+	mapMu  sync.Mutex              // creating or replacing the mapping
+	mapped atomic.Pointer[packMap] // the current mapping, nil until a view
+	noMap  bool                    // never map (removed, closed, mmap failed); under mapMu
 }
 
 // packSet is the store's pack files. Putters reserve space and write
 // their blocks themselves, in parallel; the writer syncs, indexes, and
 // removes. Readers look up packs under Store.mu (shared), and removal
-// takes Store.mu exclusively, so a pack is never closed under a reader.
+// takes Store.mu exclusively, so a pack is never closed under a reader;
+// a view's mapping outlives the pack's removal by reference counting,
+// until its send returns (packmap.go).
 type packSet struct {
 	dir     string
 	maxSize int64
@@ -172,6 +205,16 @@ type packSet struct {
 	// maybeEmpty are packs whose live or pending bytes fell to zero since
 	// the writer last looked: the only ones worth checking for removal.
 	maybeEmpty map[uint32]bool
+
+	// Mappings for views (packmap.go).
+	maps       atomic.Int64 // live mappings, current or held by views only
+	maxMaps    int64        // bound on maps (0: never map)
+	mapSpan    int64        // how far a pack still appended to is mapped
+	sweepMu    sync.Mutex   // one sweep of idle mappings at a time
+	lastSweep  time.Time    // under sweepMu
+	sweepEvery time.Duration
+	detached   []*packMap // of removed packs, to release (under mu)
+	checked    *checkedSet
 }
 
 func packName(id uint32) string { return fmt.Sprintf("%08d%s", id, packSuffix) }
@@ -183,7 +226,11 @@ func openPacks(dir string, maxSize int64, lanes int) (*packSet, error) {
 		return nil, fmt.Errorf("packs: %w", err)
 	}
 	ps := &packSet{dir: dir, maxSize: maxSize, packs: make(map[uint32]*pack), nextID: 1,
-		lanes: make([]*pack, max(lanes, 1)), laneMu: make([]sync.Mutex, max(lanes, 1)), maybeEmpty: make(map[uint32]bool)}
+		lanes: make([]*pack, max(lanes, 1)), laneMu: make([]sync.Mutex, max(lanes, 1)), maybeEmpty: make(map[uint32]bool),
+		mapSpan: maxSize, sweepEvery: sweepInterval, checked: newCheckedSet()}
+	if mapReads {
+		ps.maxMaps = maxMappedPacks
+	}
 	names, err := filepath.Glob(filepath.Join(dir, "*"+packSuffix))
 	if err != nil {
 		return nil, fmt.Errorf("packs: %w", err)
@@ -211,15 +258,23 @@ func openPacks(dir string, maxSize int64, lanes int) (*packSet, error) {
 	return ps, nil
 }
 
+// close closes the packs' files and drops their mappings, which are
+// unmapped as soon as the views in flight are done.
 func (ps *packSet) close() error {
 	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	var errs []error
+	packs := make([]*pack, 0, len(ps.packs))
 	for _, p := range ps.packs {
-		errs = append(errs, p.f.Close())
+		packs = append(packs, p)
 	}
 	clear(ps.packs)
 	clear(ps.lanes)
+	ps.mu.Unlock()
+	var errs []error
+	for _, p := range packs {
+		p.unmap(true) // outside ps.mu: mapping takes mapMu, then ps.mu
+		errs = append(errs, p.f.Close())
+	}
+	ps.releaseDetached()
 	return errors.Join(errs...)
 }
 
@@ -435,7 +490,8 @@ func (ps *packSet) stats() []packStat {
 }
 
 // remove deletes a pack file. The caller holds Store.mu exclusively and
-// has made the deletes that emptied the pack durable.
+// has made the deletes that emptied the pack durable; it calls
+// releaseDetached once it has let go of Store.mu.
 func (ps *packSet) remove(id uint32) error {
 	ps.mu.Lock()
 	p := ps.packs[id]
@@ -448,6 +504,13 @@ func (ps *packSet) remove(id uint32) error {
 	ps.mu.Unlock()
 	if p == nil {
 		return nil
+	}
+	// The mapping is released later (releaseDetached), and views in
+	// flight keep the bytes until their send returns.
+	if m := p.detach(true); m != nil {
+		ps.mu.Lock()
+		ps.detached = append(ps.detached, m)
+		ps.mu.Unlock()
 	}
 	p.f.Close()
 	if err := os.Remove(filepath.Join(ps.dir, packName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/outpost-appliance/outpost/peerdist/pccrr"
 )
@@ -16,6 +17,11 @@ import (
 type pendingBlocks struct {
 	mu       sync.RWMutex
 	segments map[string]map[uint32]packEntry
+	// settled counts blocks that stopped being pending. A block leaves
+	// only after its commit, so a reader whose transaction is older than
+	// the commit can miss it in both places; the count tells it to look
+	// again with a fresh transaction (Store.entry).
+	settled atomic.Uint64
 }
 
 func (pb *pendingBlocks) init() { pb.segments = make(map[string]map[uint32]packEntry) }
@@ -37,6 +43,7 @@ func (pb *pendingBlocks) remove(segmentID []byte, index uint32, e packEntry) {
 	defer pb.mu.Unlock()
 	m := pb.segments[string(segmentID)]
 	if cur, ok := m[index]; ok && cur.pack == e.pack && cur.offset == e.offset {
+		pb.settled.Add(1)
 		delete(m, index)
 		if len(m) == 0 {
 			delete(pb.segments, string(segmentID))
@@ -67,5 +74,6 @@ func (pb *pendingBlocks) held(segmentID []byte, held, verified *pccrr.BlockSet) 
 func (pb *pendingBlocks) clear() {
 	pb.mu.Lock()
 	clear(pb.segments)
+	pb.settled.Add(1)
 	pb.mu.Unlock()
 }

@@ -575,6 +575,7 @@ func (s *Store) Flush(ctx context.Context) error {
 		s.stats.reset()
 		return nil
 	})
+	s.packs.releaseDetached() // the removed packs' mappings, now the lock is free
 	if err != nil {
 		return fmt.Errorf("store: flush: %w", err)
 	}

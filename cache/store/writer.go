@@ -633,12 +633,13 @@ func (s *Store) dropEmptyPacks() {
 	}
 	// Readers hold the store's lock shared while they read a pack.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, id := range empty {
 		if err := s.packs.remove(id); err != nil {
 			s.log.Warn("store: removing an empty pack", "err", err)
 		}
 	}
+	s.mu.Unlock()
+	s.packs.releaseDetached() // unmapping may take a while: not under the lock
 }
 
 // repairBlock drops a block whose stored bytes failed their check, if
