@@ -70,7 +70,8 @@ type BlockOpener interface {
 type BlockViewer interface {
 	// ViewBlock calls send once with a held, intact block, whose IV and
 	// Ciphertext are valid only until send returns (buf, with room for
-	// MaxBlockBytes, may hold them), and returns send's error. For a block
+	// MaxBlockBytes, may hold them), and returns send's error; the
+	// OpenedBlock it returns has State and Crypto only. For a block
 	// not held it returns ErrNotFound without calling send, with State
 	// set if the segment is known.
 	ViewBlock(ctx context.Context, segmentID []byte, index uint32, buf []byte, send func(OpenedBlock) error) (OpenedBlock, error)
@@ -378,14 +379,14 @@ func (s *Server) frame(msg *pccrr.Blk, req *pccrr.GetBlks, index uint32, bufs *e
 // bytes go from where they lie (the page cache, for the store) to the
 // socket, framed by head and tail, in one vectored write.
 func (s *Server) serveViewed(ctx context.Context, out replySender, req *pccrr.GetBlks, index uint32, viewer BlockViewer, bufs *exchangeBuffers) (drop string) {
-	sent := false
+	sent, size := false, 0
 	blk, err := viewer.ViewBlock(ctx, req.SegmentID, index, bufs.block[:MaxBlockBytes], func(blk OpenedBlock) error {
 		msg := pccrr.NewBlk(req.SegmentID, index, &blk.State.Held, blk.Crypto, blk.Ciphertext, blk.IV)
 		head, tail, ok := s.frame(msg, req, index, bufs)
 		if !ok {
 			return errUnframable
 		}
-		sent = true
+		sent, size = true, len(blk.Ciphertext)
 		return out.send(head, blk.Ciphertext, tail)
 	})
 	switch {
@@ -397,7 +398,7 @@ func (s *Server) serveViewed(ctx context.Context, out replySender, req *pccrr.Ge
 		}
 		return s.missed(out, req, index, blk.State.Tag, err, bufs)
 	case err == nil && s.Observer != nil:
-		s.Observer.Served(req.SegmentID, blk.State.Tag, index, len(blk.Ciphertext))
+		s.Observer.Served(req.SegmentID, blk.State.Tag, index, size)
 	}
 	return ""
 }
