@@ -50,6 +50,7 @@ func (c *checkedSet) fingerprint(e *packEntry) uint64 {
 
 func (c *checkedSet) has(fp uint64) bool { return c.slots[fp%checkedSlots].Load() == fp }
 func (c *checkedSet) add(fp uint64)      { c.slots[fp%checkedSlots].Store(fp) }
+func (c *checkedSet) remove(fp uint64)   { c.slots[fp%checkedSlots].CompareAndSwap(fp, 0) }
 
 // pageSize is the kernel's page size (mincore works in pages).
 var pageSize = uintptr(os.Getpagesize())

@@ -29,12 +29,16 @@ type segMeta struct {
 	held        pccrr.BlockSet
 	verified    pccrr.BlockSet
 	tags        tagSet // for serving (OpenBlock)
+	// epoch names this version of the cached shape, unique in the
+	// process (0: not cached); the entry cache is valid only for it.
+	epoch uint64
 }
 
 type segCache struct {
-	mu  sync.Mutex
-	m   map[string]segMeta
-	gen [segCacheShards]uint64
+	mu     sync.Mutex
+	m      map[string]segMeta
+	gen    [segCacheShards]uint64
+	epochs uint64 // the last epoch given out
 }
 
 func (c *segCache) init() { c.m = make(map[string]segMeta) }
@@ -60,12 +64,13 @@ func (c *segCache) lookup(id []byte) (segMeta, uint64, bool) {
 }
 
 // fill caches what a reader found, unless the writer changed a segment of
-// the same shard since gen.
-func (c *segCache) fill(id []byte, rec *record, gen uint64) {
+// the same shard since gen, and returns the cached shape's epoch (0 if
+// not cached).
+func (c *segCache) fill(id []byte, rec *record, gen uint64) (epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen[shardOf(id)] != gen {
-		return
+		return 0
 	}
 	if len(c.m) >= segCacheMax {
 		for k := range c.m { // drop an arbitrary entry
@@ -73,7 +78,11 @@ func (c *segCache) fill(id []byte, rec *record, gen uint64) {
 			break
 		}
 	}
-	c.m[string(id)] = metaOf(rec)
+	meta := metaOf(rec)
+	c.epochs++
+	meta.epoch = c.epochs
+	c.m[string(id)] = meta
+	return meta.epoch
 }
 
 // update records a committed change (writer only): after is nil when the
@@ -89,7 +98,10 @@ func (c *segCache) update(id []byte, after *record) {
 		delete(c.m, string(id))
 		return
 	}
-	c.m[string(id)] = metaOf(after)
+	meta := metaOf(after)
+	c.epochs++
+	meta.epoch = c.epochs
+	c.m[string(id)] = meta
 }
 
 // clear forgets everything (Flush).

@@ -572,6 +572,7 @@ func (s *Store) Flush(ctx context.Context) error {
 		s.access.take()
 		s.pending.clear()
 		s.shapes.clear()
+		s.entries.clear()
 		s.stats.reset()
 		return nil
 	})

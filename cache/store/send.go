@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/dgraph-io/badger/v4"
 	"math/bits"
 
 	"github.com/outpost-appliance/outpost/peerdist/pccrr"
@@ -91,50 +92,88 @@ func (s *Store) openBlock(ctx context.Context, segmentID []byte, index uint32, b
 	}
 	defer s.mu.RUnlock()
 	settled := s.pending.settled.Load() // before the transaction (entry says why)
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-
 	meta, gen, ok := s.shapes.lookup(segmentID)
+	// A served block's index entry usually comes from the entry cache,
+	// which spares a Badger read transaction per request (entries.go).
+	entryKey := s.entries.key(segmentID, index)
+	e, cached := packEntry{}, false
+	if ok && meta.held.Has(index) {
+		e, cached = s.entries.get(entryKey, meta.epoch)
+		cached = cached && s.packs.get(e.pack) != nil // compacted away: ask the index
+	}
+	var txn *badger.Txn
+	if !ok || !cached {
+		txn = s.db.NewTransaction(false)
+		defer txn.Discard()
+	}
 	if !ok {
 		rec, err := getRecord(txn, segmentID)
 		if err != nil {
 			return OpenedBlock{}, nil, err
 		}
-		s.shapes.fill(segmentID, rec, gen)
 		meta = metaOf(rec)
+		meta.epoch = s.shapes.fill(segmentID, rec, gen)
 	}
 	out := OpenedBlock{Held: meta.held, Tag: meta.tags.first()}
 	var verified pccrr.BlockSet
 	s.pending.held(segmentID, &out.Held, &verified) // queued by PutBlock, not yet committed
 
-	e, err := s.entry(txn, settled, segmentID, index)
-	if err != nil {
-		return out, nil, err
-	}
-	if len(buf) < int(e.length) || e.length < ivSize {
-		return out, nil, blockErr("read", segmentID, index, fmt.Errorf("%w: %d bytes, need %d", ErrShortBuffer, len(buf), e.length))
-	}
 	var m *packMap
-	payload := buf[:e.length:e.length]
-	if view {
-		var viewed []byte
-		if m, viewed, err = s.viewEntry(&e); err != nil {
+	var payload []byte
+	for {
+		if !cached {
+			var err error
+			if e, err = s.entry(txn, settled, segmentID, index); err != nil {
+				return out, nil, err
+			}
+			if meta.held.Has(index) {
+				s.entries.put(entryKey, meta.epoch, e)
+			}
+		}
+		if len(buf) < int(e.length) || e.length < ivSize {
+			return out, nil, blockErr("read", segmentID, index, fmt.Errorf("%w: %d bytes, need %d", ErrShortBuffer, len(buf), e.length))
+		}
+		var err error
+		m, payload, err = s.readOrView(&e, buf, view)
+		switch {
+		case err == nil:
+		case cached:
+			// The cached entry may be an older copy of the block (in a
+			// pack compaction has not removed yet): never drop the block
+			// for it, ask the index.
+			s.entries.forget(entryKey)
+			cached = false
+			if txn == nil {
+				txn = s.db.NewTransaction(false)
+				defer txn.Discard()
+			}
+			continue
+		default:
 			return out, nil, s.readFailed(segmentID, index, err)
 		}
-		if m != nil {
-			payload = viewed
-		}
-	}
-	if m == nil {
-		if err := s.readEntry(&e, buf); err != nil {
-			return out, nil, s.readFailed(segmentID, index, err)
-		}
+		break
 	}
 	out.Crypto = pccrr.CryptoAlgo(e.crypto)
 	out.IV = payload[:ivSize:ivSize]
 	out.Ciphertext = payload[ivSize:]
 	s.access.touch(segmentID, s.now())
 	return out, m, nil
+}
+
+// readOrView gets an entry's checked payload: viewed in its pack's
+// mapping (returned with a reference) when view is set and the pack is
+// mappable, else read into buf.
+func (s *Store) readOrView(e *packEntry, buf []byte, view bool) (*packMap, []byte, error) {
+	if view {
+		m, viewed, err := s.viewEntry(e)
+		if err != nil || m != nil {
+			return m, viewed, err
+		}
+	}
+	if err := s.readEntry(e, buf); err != nil {
+		return nil, nil, err
+	}
+	return nil, buf[:e.length:e.length], nil
 }
 
 // viewEntry checks a block's payload in its pack's mapping against its
@@ -160,13 +199,15 @@ func (s *Store) viewEntry(e *packEntry) (*packMap, []byte, error) {
 		return m, payload, nil // checked, and not re-read from disk since (checked.go)
 	}
 	ok, err := m.crcMatches(payload, e.payload)
-	switch {
-	case err != nil:
+	if err == nil && !ok {
+		err = fmt.Errorf("%s: CRC32C mismatch at %d", packName(e.pack), e.offset)
+	}
+	if err != nil {
+		// Passed once, failed now (its pages came back from the disk
+		// damaged): never again served unchecked.
+		s.packs.checked.remove(fp)
 		m.release()
 		return nil, nil, err
-	case !ok:
-		m.release()
-		return nil, nil, fmt.Errorf("%s: CRC32C mismatch at %d", packName(e.pack), e.offset)
 	}
 	s.packs.checked.add(fp)
 	return m, payload, nil

@@ -94,6 +94,7 @@ type Store struct {
 	access  accessLog
 	pending pendingBlocks
 	shapes  segCache
+	entries entryCache
 	feed    feed
 	stats   counters
 }
@@ -154,6 +155,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	s.access.init()
 	s.pending.init()
 	s.shapes.init()
+	s.entries.init()
 	s.feed.init(opt.FeedBuffer)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	start := time.Now()
