@@ -51,9 +51,9 @@
 //
 // A block is never accepted if it fails its hash (when its hash is
 // known). Stored bytes carry a CRC32C, kept in the index and checked on
-// every read into a buffer, and on every view (serving) unless the same
-// block passed its check earlier in this process and its pages stayed in
-// memory since (checked.go) — hardware CRC32C runs at several GB/s, far
+// every read into a buffer, and on a view (serving) unless the same
+// block passed its check in this process within the last 10 minutes
+// (checked.go) — hardware CRC32C runs at several GB/s, far
 // cheaper than hashing a block per request; Badger's LSM blocks (index,
 // records) are checksummed when read from disk. A block that fails is
 // never served:

@@ -53,8 +53,16 @@ func TestEntryCacheFollowsChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.collectGarbage(ctx, true)
-			if packOf(t, s, r.id, 0) == before || s.packs.get(before) != nil {
-				t.Fatal("the block's pack was not compacted away")
+			if packOf(t, s, r.id, 0) == before {
+				t.Fatal("the block was not moved")
+			}
+			// The old copy is served until its pack goes; then the index.
+			if got := view(s, r.id, 0, make([]byte, MaxBlockBytes)); got.err != nil || !bytes.Equal(got.ct, r.block.Ciphertext) {
+				t.Fatalf("view of the old copy: %v", got.err)
+			}
+			s.do(ctx, func() error { s.dropEmptyPacks(); return nil })
+			if s.packs.get(before) != nil {
+				t.Fatal("the block's old pack was not removed")
 			}
 			return r.block.Ciphertext
 		}},

@@ -46,9 +46,9 @@ import (
 // server a slice of a MAP_SHARED, PROT_READ mapping of the pack, which
 // it passes to writev: the kernel copies the page cache into the socket
 // once. The CRC32C is checked before a view is sent — on its first view
-// in this process and whenever its pages were not all in memory
-// (checked.go) — so a crash or a power cut never makes the store serve a
-// block that fails its check, and a page that cannot be read (SIGBUS)
+// in this process and again every 10 minutes (checked.go) — so a crash
+// or a power cut never makes the store serve a block that fails its
+// check, and a page that cannot be read (SIGBUS)
 // is caught and handled like a mismatch. Mapped pages are page cache the kernel
 // reclaims as it would after a pread (they show as file-backed RSS).
 //

@@ -44,8 +44,8 @@ func (s *Store) OpenBlock(ctx context.Context, segmentID []byte, index uint32, b
 // failing) it is read into buf as OpenBlock does and send gets that.
 //
 // The stored bytes' CRC32C is checked before send is called: on the
-// block's first view in this process, and on every view that finds one
-// of its pages out of memory (checked.go). A block that fails it, or
+// block's first view in this process, and on its first view in each
+// period of checkTrust after that (checked.go). A block that fails it, or
 // whose pages cannot be read, is not sent but dropped and reported as
 // OpenBlock reports it (ErrCorrupt, which matches ErrNotFound). send is called at most once, only when
 // the block is found and intact, and its error is returned as is. No
@@ -195,8 +195,8 @@ func (s *Store) viewEntry(e *packEntry) (*packMap, []byte, error) {
 	}
 	payload := m.data[start:end:end]
 	fp := s.packs.checked.fingerprint(e)
-	if s.packs.checked.has(fp) && m.resident(payload) {
-		return m, payload, nil // checked, and not re-read from disk since (checked.go)
+	if s.packs.checked.has(fp, s.now()) {
+		return m, payload, nil // checked lately (checked.go)
 	}
 	ok, err := m.crcMatches(payload, e.payload)
 	if err == nil && !ok {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"golang.org/x/sys/unix"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -229,9 +228,8 @@ func TestViewBlockMatchesOpenBlock(t *testing.T) {
 // A block whose stored bytes fail their check is never sent: ViewBlock
 // reports it as OpenBlock does and the block is dropped — whether the
 // bytes rotted while the store was closed, changed under a live mapping
-// before their first view, changed on disk while out of memory after a
-// view (checked.go: a block is checked again whenever its pages are not
-// all in memory), or cannot be read at all (a pack cut short under the
+// before their first view, or after it once the check's trust expired
+// (checked.go), or cannot be read at all (a pack cut short under the
 // mapping: the read faults).
 func TestViewBlockCorrupt(t *testing.T) {
 	if !mapReads {
@@ -240,32 +238,36 @@ func TestViewBlockCorrupt(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		viewFirst bool // view (and so check) the block before the damage
-		damage    func(t *testing.T, s *Store, dir string, r replaySegment) *Store
+		damage    func(t *testing.T, s *Store, clock *testClock, dir string, r replaySegment) *Store
 	}{
-		{"flipped while closed", true, func(t *testing.T, s *Store, dir string, r replaySegment) *Store {
+		{"flipped while closed", true, func(t *testing.T, s *Store, clock *testClock, dir string, r replaySegment) *Store {
 			s.Close()
 			flipInPacks(t, dir, r.block.Ciphertext[:64])
 			return openStore(t, s.opt)
 		}},
-		{"flipped under the mapping", false, func(t *testing.T, s *Store, dir string, r replaySegment) *Store {
+		{"flipped under the mapping", false, func(t *testing.T, s *Store, clock *testClock, dir string, r replaySegment) *Store {
 			flipInPacks(t, dir, r.block.Ciphertext[:64])
 			return s
 		}},
-		{"flipped on disk while out of memory", true, func(t *testing.T, s *Store, dir string, r replaySegment) *Store {
+		{"flipped after its check, once the check expires", true, func(t *testing.T, s *Store, clock *testClock, dir string, r replaySegment) *Store {
 			flipInPacks(t, dir, r.block.Ciphertext[:64])
-			evictPack(t, s, packOf(t, s, r.id, 0))
+			clock.Advance(checkTrust)
 			return s
 		}},
-		{"cut short under the mapping", true, func(t *testing.T, s *Store, dir string, r replaySegment) *Store {
+		{"cut short under the mapping", true, func(t *testing.T, s *Store, clock *testClock, dir string, r replaySegment) *Store {
 			if err := os.Truncate(packPath(dir, packOf(t, s, r.id, 0)), 0); err != nil {
 				t.Fatal(err)
 			}
+			// Within the check's trust the fault would come in send
+			// (TestViewBlockFaultInSend); here the check itself faults.
+			clock.Advance(checkTrust)
 			return s
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := openStore(t, testOptions(t, dir, nil))
+			clock := newClock()
+			s := openStore(t, testOptions(t, dir, clock))
 			r := newReplay(31, 60000)
 			ingestReplay(t, s, r, "")
 			if tc.viewFirst {
@@ -273,7 +275,7 @@ func TestViewBlockCorrupt(t *testing.T) {
 					t.Fatalf("first view: %v (read into buf: %v)", got.err, got.inBuf)
 				}
 			}
-			s = tc.damage(t, s, dir, r)
+			s = tc.damage(t, s, clock, dir, r)
 			got := view(s, r.id, 0, make([]byte, MaxBlockBytes))
 			if !errors.Is(got.err, ErrCorrupt) || !errors.Is(got.err, ErrNotFound) {
 				t.Fatalf("view of a damaged block: %v, want ErrCorrupt (and ErrNotFound)", got.err)
@@ -283,25 +285,6 @@ func TestViewBlockCorrupt(t *testing.T) {
 			}
 			waitDropped(t, s, r.id)
 		})
-	}
-}
-
-// evictPack writes a pack's pages back and drops them from memory (what
-// memory pressure does), skipping the test where the kernel keeps them.
-func evictPack(t *testing.T, s *Store, id uint32) {
-	t.Helper()
-	p := s.packs.get(id)
-	if err := p.f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	m := p.mapped.Load()
-	if m == nil {
-		t.Fatal("the pack is not mapped")
-	}
-	unix.Madvise(m.data, unix.MADV_PAGEOUT)
-	unix.Fadvise(int(p.f.Fd()), 0, 0, unix.FADV_DONTNEED)
-	if m.resident(m.data[:min(len(m.data), 1<<20)]) {
-		t.Skip("the kernel keeps the pack's pages in memory (no MADV_PAGEOUT here)")
 	}
 }
 
