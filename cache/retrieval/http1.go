@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/outpost-appliance/outpost/peerdist/pccrr"
 )
@@ -205,7 +207,8 @@ type http1Conn struct {
 	// The reply being written: the HTTP head and the vector of parts.
 	head      [192]byte
 	iov       [8][]byte
-	closeNext bool // say Connection: close and close after this reply
+	closeNext bool            // say Connection: close and close after this reply
+	raw       syscall.RawConn // for writev; nil where the connection has no descriptor
 	writeErr  error
 }
 
@@ -244,7 +247,14 @@ func (c *http1Conn) serve() {
 			c.nc.Close()
 		}
 	}()
-	c.br = bufio.NewReaderSize(c.nc, headBufferSize)
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	if c.raw != nil {
+		c.br = bufio.NewReaderSize(rawReader{c.raw}, headBufferSize)
+	} else {
+		c.br = bufio.NewReaderSize(c.nc, headBufferSize)
+	}
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(h.idleTimeout()))
 		if _, err := c.br.Peek(1); err != nil {
@@ -317,10 +327,95 @@ func (c *http1Conn) send(parts ...[]byte) error {
 	head = append(head, "\r\n\r\n"...)
 	iov := append(c.iov[:0], head)
 	iov = append(iov, parts...)
-	bufs := net.Buffers(iov)
-	_, c.writeErr = bufs.WriteTo(c.nc)
+	if c.raw != nil && len(iov) <= maxIovecs {
+		c.writeErr = c.writev(iov)
+	} else {
+		bufs := net.Buffers(iov)
+		_, c.writeErr = bufs.WriteTo(c.nc)
+	}
 	clear(c.iov[:]) // do not keep the block (a view of the store) reachable
 	return c.writeErr
+}
+
+// rawReader reads a connection with read(2) made as a raw system call
+// (see writev for why), waiting for data through the poller as Go's own
+// reads do (try, and on EAGAIN wait until readable), which also applies
+// the connection's read deadline and wakes it when the connection is
+// closed.
+type rawReader struct{ raw syscall.RawConn }
+
+func (r rawReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n uintptr
+	var errno syscall.Errno
+	err := r.raw.Read(func(fd uintptr) bool {
+		for errno = syscall.EINTR; errno == syscall.EINTR; {
+			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		}
+		return errno != syscall.EAGAIN // else wait until readable
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, os.NewSyscallError("read", errno)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return int(n), nil
+}
+
+// maxIovecs bounds the parts of a reply writev takes at once.
+const maxIovecs = 8
+
+// writev writes bufs whole with writev(2) made as a raw system call,
+// waiting for the socket through the poller when it is full. Go's own
+// reads and writes enter the scheduler's system-call state; a 64 KiB
+// write on a small box outlasts the 20 µs after which the runtime's
+// monitor hands the P to another thread, and while that keeps happening
+// the monitor wakes every 20 µs to look: futex wakes, context switches
+// and a sleep call 50 000 times a second, measured at a fifth of the
+// serving process's CPU. The socket is non-blocking, so the raw call
+// never waits; it only copies, as any computation of that length would,
+// and the monitor sleeps.
+func (c *http1Conn) writev(bufs [][]byte) error {
+	var iov [maxIovecs]syscall.Iovec
+	for {
+		count := 0
+		for _, b := range bufs {
+			if len(b) > 0 {
+				iov[count].Base = &b[0]
+				iov[count].SetLen(len(b))
+				count++
+			}
+		}
+		if count == 0 {
+			return nil
+		}
+		var written uintptr
+		var errno syscall.Errno
+		err := c.raw.Write(func(fd uintptr) bool {
+			for errno = syscall.EINTR; errno == syscall.EINTR; {
+				written, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(count))
+			}
+			return errno != syscall.EAGAIN // else wait until writable
+		})
+		switch {
+		case err != nil:
+			return err
+		case errno != 0:
+			return &net.OpError{Op: "writev", Net: "tcp", Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("writev", errno)}
+		}
+		for n := int(written); n > 0 && len(bufs) > 0; {
+			step := min(n, len(bufs[0]))
+			bufs[0], n = bufs[0][step:], n-step
+			if len(bufs[0]) == 0 {
+				bufs = bufs[1:]
+			}
+		}
+	}
 }
 
 // writeDrop answers a malformed request as net/http does for the
