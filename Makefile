@@ -109,7 +109,7 @@ bench:
 	      printf "%-40s %5.2fx  (server CPU per request: %.0f vs %.0f µs; the box'"'"'s ceiling when it serves alone)\n", \
 	        "ServeBlocks CPU efficiency outpost/nginx", scpu[n, c] / scpu[o, c], scpu[o, c], scpu[n, c]; \
 	      g = "BenchmarkServeBlocks/gohttp-static"; if (((g, c) in scpu) && ((n, c) in scpu) && scpu[g, c] > 0) \
-	      printf "%-40s %5.2fx  (%.0f req/s, %.0f µs server CPU per request: Go'"'"'s net/http writing a fixed 64 KiB reply, the floor under outpost)\n", \
+	      printf "%-40s %5.2fx  (%.0f req/s, %.0f µs server CPU per request: Go'"'"'s net/http writing a fixed 64 KiB reply from memory)\n", \
 	        "ServeBlocks gohttp-static / nginx", reqs[g, c] / reqs[n, c], reqs[g, c], scpu[g, c]; \
 	      h = "BenchmarkServeBlocks/outpost-nethttp"; if (((h, c) in scpu) && ((n, c) in reqs) && scpu[h, c] > 0) \
 	      printf "%-40s %5.2fx  (%.0f req/s, %.0f µs server CPU per request: the same store behind net/http alone, without the retrieval loop)\n", \
