@@ -143,17 +143,6 @@ func (s storeSource) ReadBlock(ctx context.Context, segmentID []byte, index uint
 	return retrieval.Block{Crypto: blk.Crypto, IV: blk.IV, Ciphertext: blk.Ciphertext}, nil
 }
 
-// OpenBlock implements retrieval.BlockOpener: one lookup for the segment
-// and the block.
-func (s storeSource) OpenBlock(ctx context.Context, segmentID []byte, index uint32, buf []byte) (retrieval.OpenedBlock, error) {
-	blk, err := s.st.OpenBlock(ctx, segmentID, index, buf)
-	state := retrieval.SegmentState{Held: blk.Held, Tag: blk.Tag}
-	if err != nil {
-		return retrieval.OpenedBlock{State: state}, notFound(err)
-	}
-	return retrieval.OpenedBlock{State: state, Crypto: blk.Crypto, IV: blk.IV, Ciphertext: blk.Ciphertext}, nil
-}
-
 // ViewBlock implements retrieval.BlockViewer: the block goes from the
 // store's mapped pack to the socket without a copy through the server.
 func (s storeSource) ViewBlock(ctx context.Context, segmentID []byte, index uint32, buf []byte, send func(retrieval.OpenedBlock) error) (retrieval.OpenedBlock, error) {

@@ -20,32 +20,6 @@ import (
 	"github.com/outpost-appliance/outpost/peerdist/vectors"
 )
 
-// viewerSource serves memSource's blocks through BlockViewer, lending a
-// copy that it scribbles over once send returns, so that a server that
-// kept the view past send would send garbage.
-type viewerSource struct {
-	*memSource
-	sends atomic.Int64
-}
-
-func (v *viewerSource) ViewBlock(ctx context.Context, id []byte, index uint32, _ []byte, send func(OpenedBlock) error) (OpenedBlock, error) {
-	state, err := v.Segment(ctx, id)
-	if err != nil {
-		return OpenedBlock{}, err
-	}
-	blk, err := v.ReadBlock(ctx, id, index, make([]byte, MaxBlockBytes))
-	if err != nil {
-		return OpenedBlock{State: state}, err
-	}
-	lent := OpenedBlock{State: state, Crypto: blk.Crypto, IV: blk.IV, Ciphertext: blk.Ciphertext}
-	v.sends.Add(1)
-	err = send(lent)
-	for i := range blk.Ciphertext {
-		blk.Ciphertext[i] = 0xEE
-	}
-	return lent, err
-}
-
 // http1Fixture runs an HTTP1Server over srv on loopback; fallback counts
 // the requests the loop handed over (and serves them with srv, or with
 // other for paths that are not retrieval's).
@@ -148,7 +122,6 @@ func TestHTTP1MatchesHandler(t *testing.T) {
 		source Source
 	}{
 		{"ReadBlock", src},
-		{"BlockOpener", newOpenerSource(src)},
 		{"BlockViewer", &viewerSource{memSource: src}},
 	}
 	for _, s := range sources {

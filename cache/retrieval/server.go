@@ -51,22 +51,11 @@ type Source interface {
 	ReadBlock(ctx context.Context, segmentID []byte, index uint32, buf []byte) (Block, error)
 }
 
-// BlockOpener is implemented by a Source that can hand the server a block
-// and its segment's state in one lookup (the segment store). The server
-// prefers it to Segment + ReadBlock, and sends the block framed in place
-// in one write.
-type BlockOpener interface {
-	// OpenBlock reads a held block into buf (room for MaxBlockBytes):
-	// the IV at buf[:16] and the ciphertext right after it. It returns
-	// ErrNotFound for a block not held, with State set if the segment is
-	// known.
-	OpenBlock(ctx context.Context, segmentID []byte, index uint32, buf []byte) (OpenedBlock, error)
-}
-
 // BlockViewer is implemented by a Source that can lend a held block's
 // bytes where they lie (the segment store's mapped packs), so that they
-// go to the socket without being copied into the server's buffer first.
-// The server prefers it to BlockOpener.
+// go to the socket without being copied into the server's buffer first,
+// and its segment's state comes with it from one lookup. The server
+// prefers it to Segment + ReadBlock.
 type BlockViewer interface {
 	// ViewBlock calls send once with a held, intact block, whose IV and
 	// Ciphertext are valid only until send returns (buf, with room for
@@ -77,7 +66,7 @@ type BlockViewer interface {
 	ViewBlock(ctx context.Context, segmentID []byte, index uint32, buf []byte, send func(OpenedBlock) error) (OpenedBlock, error)
 }
 
-// OpenedBlock is a block read by a BlockOpener.
+// OpenedBlock is a block lent by a BlockViewer.
 type OpenedBlock struct {
 	State      SegmentState // Held and Tag
 	Crypto     pccrr.CryptoAlgo
@@ -127,18 +116,10 @@ type Server struct {
 // buffer because they alias the request (the echoed segment ID).
 type exchangeBuffers struct {
 	request [pccrr.MaxRequestSize + 1]byte
-	block   [blockHeadroom + MaxBlockBytes + blockTailroom]byte
+	block   [MaxBlockBytes]byte
 	framing [512]byte
 	reply   [4096]byte
 }
-
-// A block read into the exchange buffer lands blockHeadroom bytes in, so
-// that the MSG_BLK head fits before it and the tail after it, and the
-// whole message goes to the socket in one write.
-const (
-	blockHeadroom = 256 // > the transport and message headers and the fields before the block
-	blockTailroom = 64  // > ZeroPad_2, SizeOfVrfBlock, SizeOfIVBlock and the IV
-)
 
 // MatchPath reports whether an HTTP path is the retrieval endpoint:
 // matched case-insensitively, with or without the trailing slash, as
@@ -329,9 +310,6 @@ func (s *Server) serveBlock(ctx context.Context, out replySender, req *pccrr.Get
 	if viewer, ok := s.Source.(BlockViewer); ok {
 		return s.serveViewed(ctx, out, req, index, viewer, bufs)
 	}
-	if opener, ok := s.Source.(BlockOpener); ok {
-		return s.serveOpened(ctx, out, req, index, opener, bufs)
-	}
 	state, err := s.Source.Segment(ctx, req.SegmentID)
 	var blk Block
 	if err == nil {
@@ -380,7 +358,7 @@ func (s *Server) frame(msg *pccrr.Blk, req *pccrr.GetBlks, index uint32, bufs *e
 // socket, framed by head and tail, in one vectored write.
 func (s *Server) serveViewed(ctx context.Context, out replySender, req *pccrr.GetBlks, index uint32, viewer BlockViewer, bufs *exchangeBuffers) (drop string) {
 	sent, size := false, 0
-	blk, err := viewer.ViewBlock(ctx, req.SegmentID, index, bufs.block[:MaxBlockBytes], func(blk OpenedBlock) error {
+	blk, err := viewer.ViewBlock(ctx, req.SegmentID, index, bufs.block[:], func(blk OpenedBlock) error {
 		msg := pccrr.NewBlk(req.SegmentID, index, &blk.State.Held, blk.Crypto, blk.Ciphertext, blk.IV)
 		head, tail, ok := s.frame(msg, req, index, bufs)
 		if !ok {
@@ -405,30 +383,6 @@ func (s *Server) serveViewed(ctx context.Context, out replySender, req *pccrr.Ge
 
 // errUnframable: a stored block that cannot be framed (logged by frame).
 var errUnframable = errors.New("pccrr: stored block cannot be framed")
-
-// serveOpened serves a block from a BlockOpener: read into the exchange
-// buffer blockHeadroom bytes in, framed there, and sent as one buffer
-// rather than the head, the block and the tail one after another.
-func (s *Server) serveOpened(ctx context.Context, out replySender, req *pccrr.GetBlks, index uint32, opener BlockOpener, bufs *exchangeBuffers) (drop string) {
-	blk, err := opener.OpenBlock(ctx, req.SegmentID, index, bufs.block[blockHeadroom:len(bufs.block)-blockTailroom])
-	if err != nil {
-		return s.missed(out, req, index, blk.State.Tag, err, bufs)
-	}
-	msg := pccrr.NewBlk(req.SegmentID, index, &blk.State.Held, blk.Crypto, blk.Ciphertext, blk.IV)
-	head, tail, ok := s.frame(msg, req, index, bufs)
-	start := blockHeadroom + len(blk.IV) // where the ciphertext is
-	if !ok || len(head) > start {
-		return s.reply(out, pccrr.NotFoundBlk(req), bufs)
-	}
-	// The tail holds a copy of the IV, which the head overwrites next.
-	end := start + len(blk.Ciphertext)
-	copy(bufs.block[start-len(head):], head)
-	copy(bufs.block[end:], tail)
-	if out.send(bufs.block[start-len(head):end+len(tail)]) == nil && s.Observer != nil {
-		s.Observer.Served(req.SegmentID, blk.State.Tag, index, len(blk.Ciphertext))
-	}
-	return ""
-}
 
 func (s *Server) sourceError(err error, segmentID []byte) {
 	if !errors.Is(err, ErrNotFound) && !errors.Is(err, context.Canceled) {

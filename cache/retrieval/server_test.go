@@ -68,48 +68,45 @@ func (m *memSource) ReadBlock(_ context.Context, id []byte, index uint32, buf []
 	return Block{Crypto: b.Crypto, Ciphertext: buf[:n], IV: iv}, nil
 }
 
-// openerSource serves memSource's blocks through BlockOpener, laying them
-// out as the interface promises (IV, then the ciphertext, from buf[0]).
-type openerSource struct {
-	*memSource
-	scratch []byte // serial use only
-}
+// viewerSource serves memSource's blocks through BlockViewer, lending
+// them from buf and scribbling over them once send returns, so that a
+// server that kept the view past send would send garbage.
+type viewerSource struct{ *memSource }
 
-func newOpenerSource(m *memSource) openerSource {
-	return openerSource{memSource: m, scratch: make([]byte, MaxBlockBytes)}
-}
-
-func (o openerSource) OpenBlock(ctx context.Context, id []byte, index uint32, buf []byte) (OpenedBlock, error) {
-	state, err := o.Segment(ctx, id)
+func (v *viewerSource) ViewBlock(ctx context.Context, id []byte, index uint32, buf []byte, send func(OpenedBlock) error) (OpenedBlock, error) {
+	state, err := v.Segment(ctx, id)
 	if err != nil {
 		return OpenedBlock{}, err
 	}
-	blk, err := o.ReadBlock(ctx, id, index, o.scratch)
+	blk, err := v.ReadBlock(ctx, id, index, buf)
 	if err != nil {
 		return OpenedBlock{State: state}, err
 	}
-	n := copy(buf, blk.IV)
-	m := copy(buf[n:], blk.Ciphertext)
-	return OpenedBlock{State: state, Crypto: blk.Crypto, IV: buf[:n], Ciphertext: buf[n : n+m]}, nil
+	lent := OpenedBlock{State: state, Crypto: blk.Crypto, IV: blk.IV, Ciphertext: blk.Ciphertext}
+	err = send(lent)
+	for i := range blk.Ciphertext {
+		blk.Ciphertext[i] = 0xEE
+	}
+	return OpenedBlock{State: state, Crypto: blk.Crypto}, err
 }
 
-// The block a BlockOpener reads, framed in place, is the message the
-// ReadBlock path sends, byte for byte; misses are counted under the tag.
-func TestServerOpenerPathIsIdentical(t *testing.T) {
+// The block a BlockViewer lends is sent as the message the ReadBlock path
+// sends, byte for byte; misses are counted under the tag.
+func TestServerViewerPathIsIdentical(t *testing.T) {
 	src := newMemSource()
 	id := vectors.Hex(t, v1SegmentID)
 	for _, i := range []uint32{0, 3, 7} {
 		src.put(id, i, Block{Crypto: pccrr.CryptoAES256, Ciphertext: bytes.Repeat([]byte{byte(i + 1)}, 16*(int(i)+1)), IV: bytes.Repeat([]byte{byte(0xA0 + i)}, 16)}, time.Now())
 	}
 	src.segments[string(id)].state.Tag = "BITS-4.0"
-	plain, opener := &Server{Source: src}, &Server{Source: newOpenerSource(src)}
+	plain, viewer := &Server{Source: src}, &Server{Source: &viewerSource{memSource: src}}
 	obs := &countingObserver{}
-	opener.Observer = obs
+	viewer.Observer = obs
 	for _, index := range []uint32{0, 1, 3, 7, 9} {
 		body, _ := (&pccrr.GetBlks{Crypto: pccrr.CryptoAES128, SegmentID: id, Ranges: []pccrr.BlockRange{{Index: index, Count: 1}}}).Marshal()
-		want, got := post(t, plain, body), post(t, opener, body)
+		want, got := post(t, plain, body), post(t, viewer, body)
 		if !bytes.Equal(want.Body.Bytes(), got.Body.Bytes()) || got.Header().Get("Content-Length") != strconv.Itoa(got.Body.Len()) {
-			t.Fatalf("block %d: the opener path sent %x, want %x", index, got.Body.Bytes(), want.Body.Bytes())
+			t.Fatalf("block %d: the viewer path sent %x, want %x", index, got.Body.Bytes(), want.Body.Bytes())
 		}
 	}
 	if obs.served != 3 || obs.missed["BITS-4.0"] != 2 {
@@ -325,9 +322,9 @@ func TestServeBlockAllocations(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	serve(nil) // fill the buffer pool
 	allocs.Bounded(t, "serve a 64 KiB block", make([]byte, 65552), 0, 16<<10, serve)
-	srv.Source = newOpenerSource(src)
+	srv.Source = &viewerSource{memSource: src}
 	serve(nil)
-	allocs.Bounded(t, "serve a 64 KiB block through BlockOpener", make([]byte, 65552), 0, 16<<10, serve)
+	allocs.Bounded(t, "serve a 64 KiB block through BlockViewer", make([]byte, 65552), 0, 16<<10, serve)
 }
 
 func TestMatchPath(t *testing.T) {
